@@ -1,0 +1,3 @@
+module cir
+
+go 1.26.8
