@@ -196,3 +196,14 @@ func MustShape(op, name string, t Tensor, shape ...int) {
 		panic(fmt.Sprintf("engine: %s: %s has shape %v, want %v", op, name, t.Shape, shape))
 	}
 }
+
+// Slice returns the elements [off, off+prod(shape)) of t's storage as a tensor of the given
+// shape. It panics if they run past the end of t.
+func (t Tensor) Slice(off int, shape ...int) Tensor {
+	v := Tensor{Shape: append([]int(nil), shape...), DType: t.DType, Dev: t.Dev}
+	if off < 0 || off+v.Len() > t.Len() {
+		panic(fmt.Sprintf("engine: slice [%d,%d) of a tensor of %d elements", off, off+v.Len(), t.Len()))
+	}
+	v.Data = unsafe.Add(t.Data, off*t.DType.Size())
+	return v
+}
