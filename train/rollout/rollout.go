@@ -147,9 +147,18 @@ func (e *Engine) Run(ctx context.Context, prompts [][]int32) (_ []Trajectory, st
 				continue
 			}
 			if s.slot >= 0 {
-				free = append(free, s.slot)
+				// A waiting member of the group inherits the slot with the prompt's prefix
+				// in its cache; otherwise the slot is freed.
+				L := s.t.PromptLen
+				if i := slices.IndexFunc(waitq, func(o *seq) bool { return o.group == s.group }); i >= 0 && L > 1 {
+					o := waitq[i]
+					waitq = slices.Delete(waitq, i, i+1)
+					o.slot, o.cached, o.st = s.slot, L-1, active
+				} else {
+					free = append(free, s.slot)
+					running--
+				}
 				s.slot = -1
-				running--
 			}
 			r.closeSession(s)
 		}
