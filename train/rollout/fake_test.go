@@ -296,10 +296,3 @@ func (x *echoExec) CloseSession(s int) {
 	}
 	x.closed[s] = true
 }
-
-// funcExec adapts a function.
-type funcExec func(ctx context.Context, code string, session int) ExecResult
-
-func (f funcExec) Exec(ctx context.Context, code string, session int) ExecResult {
-	return f(ctx, code, session)
-}

@@ -146,7 +146,7 @@ func interleaveCases(t *testing.T) []interleaveCase {
 			name:    "code that times out",
 			turns:   [][]int32{seqOf(tOpen, "while 1: pass\n", tFenceNL), seqOf("hm")},
 			maxCall: 1,
-			exec: funcExec(func(ctx context.Context, code string, _ int) ExecResult {
+			exec: ExecFunc(func(ctx context.Context, code string, _ int) ExecResult {
 				<-ctx.Done()
 				return ExecResult{Output: "Timeout Error", Kind: KindTimeout}
 			}),
@@ -158,7 +158,7 @@ func interleaveCases(t *testing.T) []interleaveCase {
 			name:    "executor that never returns is abandoned",
 			turns:   [][]int32{seqOf(tOpen, "hang()\n", tFenceNL), seqOf("hm")},
 			maxCall: 1,
-			exec: funcExec(func(context.Context, string, int) ExecResult {
+			exec: ExecFunc(func(context.Context, string, int) ExecResult {
 				<-hang
 				return ExecResult{Output: "late", Kind: KindOK}
 			}),
@@ -170,7 +170,7 @@ func interleaveCases(t *testing.T) []interleaveCase {
 			name:    "worker crash",
 			turns:   [][]int32{seqOf(tOpen, "import os; os._exit(1)\n", tFenceNL), seqOf("hm")},
 			maxCall: 1,
-			exec: funcExec(func(context.Context, string, int) ExecResult {
+			exec: ExecFunc(func(context.Context, string, int) ExecResult {
 				return ExecResult{Output: "Error: the Python worker died", Kind: KindCrash}
 			}),
 			text:   "```python\nimport os; os._exit(1)\n```\n" + out("Error: the Python worker died") + "hm<eos>",
@@ -181,7 +181,7 @@ func interleaveCases(t *testing.T) []interleaveCase {
 			name:    "executor panic",
 			turns:   [][]int32{seqOf(tOpen, "boom\n", tFence), seqOf("hm")},
 			maxCall: 1,
-			exec:    funcExec(func(context.Context, string, int) ExecResult { panic("executor bug") }),
+			exec:    ExecFunc(func(context.Context, string, int) ExecResult { panic("executor bug") }),
 			text:    "```python\nboom\n```" + out("Execution Error") + "hm<eos>",
 			calls:   []wantCall{{"boom\n", "Execution Error", KindCrash}},
 			finish:  FinishEOS,
@@ -598,7 +598,7 @@ func TestPolicyFailure(t *testing.T) {
 func TestCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	scripts := map[string][][]int32{"Q\n": {seqOf(tOpen, "1\n", tFenceNL), seqOf("z")}}
-	ex := funcExec(func(ctx context.Context, _ string, _ int) ExecResult {
+	ex := ExecFunc(func(ctx context.Context, _ string, _ int) ExecResult {
 		cancel()
 		<-ctx.Done()
 		return ExecResult{Output: "Timeout Error", Kind: KindTimeout}

@@ -94,6 +94,14 @@ type Executor interface {
 	Exec(ctx context.Context, code string, session int) ExecResult
 }
 
+// ExecFunc adapts a function to Executor.
+type ExecFunc func(ctx context.Context, code string, session int) ExecResult
+
+// Exec calls f.
+func (f ExecFunc) Exec(ctx context.Context, code string, session int) ExecResult {
+	return f(ctx, code, session)
+}
+
 // SessionCloser is implemented by an Executor with stateful sessions: Run calls CloseSession
 // once a trajectory that used session id has finished.
 type SessionCloser interface {
@@ -110,6 +118,7 @@ const (
 	RoleTool
 )
 
+// String is the role's name: prompt, policy or tool.
 func (r Role) String() string {
 	switch r {
 	case RolePrompt:
@@ -209,6 +218,7 @@ type ConfigError struct {
 	Field, Reason string
 }
 
+// Error says which field is wrong and why.
 func (e *ConfigError) Error() string { return "rollout: " + e.Field + ": " + e.Reason }
 
 func (c *Config) check(p Policy) error {
