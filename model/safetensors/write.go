@@ -1,0 +1,249 @@
+package safetensors
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/bits"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"unsafe"
+)
+
+// Tensor is one named tensor to write: Data holds its elements in little-endian byte order,
+// exactly product(Shape)*DTypeSize(DType) bytes.
+type Tensor struct {
+	Name  string
+	DType string
+	Shape []int64
+	Data  []byte
+}
+
+// F32Tensor makes an F32 tensor of x. On little-endian machines Data shares x's memory (no
+// copy): leave x unchanged until the tensor is written.
+func F32Tensor(name string, shape []int64, x []float32) Tensor {
+	t := Tensor{Name: name, DType: "F32", Shape: slices.Clone(shape)}
+	if littleEndian {
+		t.Data = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(x))), 4*len(x))
+		return t
+	}
+	t.Data = make([]byte, 4*len(x))
+	for i, v := range x {
+		binary.LittleEndian.PutUint32(t.Data[4*i:], math.Float32bits(v))
+	}
+	return t
+}
+
+// BF16Tensor makes a BF16 tensor of x, each value rounded by F32ToBF16.
+func BF16Tensor(name string, shape []int64, x []float32) Tensor {
+	t := Tensor{Name: name, DType: "BF16", Shape: slices.Clone(shape), Data: make([]byte, 2*len(x))}
+	for i, v := range x {
+		binary.LittleEndian.PutUint16(t.Data[2*i:], F32ToBF16(v))
+	}
+	return t
+}
+
+// F16Tensor makes an F16 tensor of x, each value rounded by F32ToF16.
+func F16Tensor(name string, shape []int64, x []float32) Tensor {
+	t := Tensor{Name: name, DType: "F16", Shape: slices.Clone(shape), Data: make([]byte, 2*len(x))}
+	for i, v := range x {
+		binary.LittleEndian.PutUint16(t.Data[2*i:], F32ToF16(v))
+	}
+	return t
+}
+
+// check validates t as an entry of file.
+func (t Tensor) check(file string) error {
+	ferr := func(field, format string, args ...any) error {
+		return &FormatError{File: file, Tensor: t.Name, Field: field, Msg: fmt.Sprintf(format, args...)}
+	}
+	if t.Name == "" || t.Name == "__metadata__" {
+		return ferr("", "%q cannot name a tensor", t.Name)
+	}
+	size := DTypeSize(t.DType)
+	if size == 0 {
+		return ferr("dtype", "unknown dtype %q", t.DType)
+	}
+	n := uint64(1)
+	for _, d := range t.Shape {
+		if d < 0 {
+			return ferr("shape", "negative dim in %v", t.Shape)
+		}
+		hi, lo := bits.Mul64(n, uint64(d))
+		if (hi != 0 || lo > 1<<60) && !slices.Contains(t.Shape, 0) {
+			return ferr("shape", "%v is too large", t.Shape)
+		}
+		n = lo
+	}
+	if n*uint64(size) != uint64(len(t.Data)) {
+		return ferr("shape", "%v of %s needs %d bytes, Data holds %d", t.Shape, t.DType, n*uint64(size), len(t.Data))
+	}
+	return nil
+}
+
+// order sorts tensors the way the reference writer lays them out: larger dtype rank first
+// (alignment), then by name. It checks names are unique.
+func order(file string, tensors []Tensor) ([]Tensor, error) {
+	ts := slices.Clone(tensors)
+	slices.SortFunc(ts, func(a, b Tensor) int {
+		if ra, rb := dtypes[a.DType].rank, dtypes[b.DType].rank; ra != rb {
+			return rb - ra
+		}
+		if a.Name < b.Name {
+			return -1
+		}
+		if a.Name > b.Name {
+			return 1
+		}
+		return 0
+	})
+	seen := make(map[string]bool, len(ts))
+	for _, t := range ts {
+		if err := t.check(file); err != nil {
+			return nil, err
+		}
+		if seen[t.Name] {
+			return nil, &FormatError{File: file, Tensor: t.Name, Msg: "given twice"}
+		}
+		seen[t.Name] = true
+	}
+	return ts, nil
+}
+
+// jsonString writes s as a JSON string without HTML escaping.
+func jsonString(b *bytes.Buffer, s string) {
+	var tmp bytes.Buffer
+	enc := json.NewEncoder(&tmp)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s) // a string always encodes
+	b.Write(bytes.TrimSuffix(tmp.Bytes(), []byte("\n")))
+}
+
+// header builds the padded JSON header for tensors already in file order.
+func header(ts []Tensor, metadata map[string]string) []byte {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	if len(metadata) > 0 {
+		b.WriteString(`"__metadata__":{`)
+		keys := make([]string, 0, len(metadata))
+		for k := range metadata {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			jsonString(&b, k)
+			b.WriteByte(':')
+			jsonString(&b, metadata[k])
+		}
+		b.WriteByte('}')
+	}
+	var off int64
+	for i, t := range ts {
+		if i > 0 || len(metadata) > 0 {
+			b.WriteByte(',')
+		}
+		jsonString(&b, t.Name)
+		b.WriteString(`:{"dtype":"`)
+		b.WriteString(t.DType)
+		b.WriteString(`","shape":[`)
+		for j, d := range t.Shape {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.FormatInt(d, 10))
+		}
+		end := off + int64(len(t.Data))
+		fmt.Fprintf(&b, `],"data_offsets":[%d,%d]}`, off, end)
+		off = end
+	}
+	b.WriteByte('}')
+	for b.Len()%8 != 0 {
+		b.WriteByte(' ')
+	}
+	return b.Bytes()
+}
+
+// Encode returns the safetensors bytes of tensors and metadata, laid out as Write does.
+// Errors are *FormatError naming the tensor at fault.
+func Encode(tensors []Tensor, metadata map[string]string) ([]byte, error) {
+	ts, err := order("<memory>", tensors)
+	if err != nil {
+		return nil, err
+	}
+	hdr := header(ts, metadata)
+	var out bytes.Buffer
+	binary.Write(&out, binary.LittleEndian, uint64(len(hdr)))
+	out.Write(hdr)
+	for _, t := range ts {
+		out.Write(t.Data)
+	}
+	return out.Bytes(), nil
+}
+
+// Write writes tensors and metadata (nil for none) to path as a safetensors file, atomically:
+// into a temporary file in the same directory, synced, then renamed over path. Tensors are laid
+// out like the reference writer (larger dtypes first, then by name); the header is padded with
+// spaces to a multiple of 8 bytes. Errors about the tensors are *FormatError naming path and the
+// tensor (an unknown dtype, Data not matching Shape, an empty or repeated name).
+func Write(path string, tensors []Tensor, metadata map[string]string) error {
+	ts, err := order(path, tensors)
+	if err != nil {
+		return err
+	}
+	hdr := header(ts, metadata)
+	return writeAtomic(path, func(w *bufio.Writer) error {
+		var n [8]byte
+		binary.LittleEndian.PutUint64(n[:], uint64(len(hdr)))
+		w.Write(n[:])
+		w.Write(hdr)
+		for _, t := range ts {
+			if _, err := w.Write(t.Data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// writeAtomic writes path through a temporary file in its directory and a rename.
+func writeAtomic(path string, fill func(*bufio.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("safetensors: %w", err)
+	}
+	fail := func(err error) error {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return fmt.Errorf("safetensors: writing %s: %w", path, err)
+	}
+	w := bufio.NewWriterSize(tmp, 1<<20)
+	if err := fill(w); err != nil {
+		return fail(err)
+	}
+	if err := w.Flush(); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("safetensors: writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("safetensors: writing %s: %w", path, err)
+	}
+	return nil
+}
