@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -478,10 +479,16 @@ func TestContinuousBatching(t *testing.T) {
 
 func TestSeededSamplingReproducible(t *testing.T) {
 	prompts := [][]int32{bytesOf("first\n"), bytesOf("second prompt\n"), bytesOf("3\n")}
+	var jitter atomic.Int64
+	ex := ExecFunc(func(ctx context.Context, code string, _ int) ExecResult {
+		// Latencies vary from call to call: results must not depend on them.
+		time.Sleep(time.Duration(jitter.Add(7919)%5000) * time.Microsecond)
+		return ExecResult{Output: "ran:" + code, Kind: KindOK}
+	})
 	run := func(seed uint64, slots, step int) []Trajectory {
 		p := newFake(slots, 200, randomNext)
 		p.budget = step
-		e := &Engine{Policy: p, Tok: testTok{}, Exec: &echoExec{}, Config: Config{
+		e := &Engine{Policy: p, Tok: testTok{}, Exec: ex, Config: Config{
 			Sample: engine.SampleParams{Temperature: 0.7, TopP: 0.9, TopK: 5}, N: 4,
 			EOS: []int32{tEOS}, MaxNew: 120, MaxCalls: 2, Seed: seed,
 		}}
