@@ -1,0 +1,161 @@
+package rl
+
+import (
+	"fmt"
+	"math"
+)
+
+// Estimator names an advantage estimator.
+type Estimator string
+
+// The advantage estimators.
+//
+// ReinforcePPBaseline (verl "reinforce_plus_plus_baseline", the default): the score minus its
+// group mean, broadcast over the response tokens, then whitened over all masked tokens of
+// the batch (mean and Bessel-corrected variance over tokens, (x−μ)/√(σ²+1e−8)).
+//
+// GRPO: (score − group mean)/(group std + 1e−6) with the Bessel-corrected std.
+//
+// DrGRPO: score − group mean (verl's grpo with norm_adv_by_std_in_grpo=false); pair it with
+// the AggSeqMeanTokenSumNorm aggregation, as Dr. GRPO does.
+//
+// In every estimator a group of one trajectory has mean 0 (and std 1), as in verl.
+const (
+	ReinforcePPBaseline Estimator = "reinforce_pp_baseline"
+	GRPO                Estimator = "grpo"
+	DrGRPO              Estimator = "dr_grpo"
+)
+
+// Estimators lists the supported estimators.
+var Estimators = []Estimator{ReinforcePPBaseline, GRPO, DrGRPO}
+
+const (
+	grpoEps   = 1e-6
+	whitenEps = 1e-8
+)
+
+// ParseEstimator returns the estimator with the given name, or an error naming it.
+func ParseEstimator(name string) (Estimator, error) {
+	for _, e := range Estimators {
+		if string(e) == name {
+			return e, nil
+		}
+	}
+	return "", fmt.Errorf("rl: unknown advantage estimator %q (want one of %v)", name, Estimators)
+}
+
+// GroupBaseline returns, for each trajectory, its score minus the mean score of its group
+// (groups[i] is trajectory i's group id; a group of one has mean 0) and, when divStd is set,
+// divided by the group's Bessel-corrected standard deviation + 1e−6 (std 1 for a group of
+// one). It returns an error when the lengths of scores and groups differ or a score is not
+// finite.
+func GroupBaseline(scores []float64, groups []int, divStd bool) ([]float64, error) {
+	if len(scores) != len(groups) {
+		return nil, fmt.Errorf("rl: %d scores but %d group ids", len(scores), len(groups))
+	}
+	type acc struct {
+		n        int
+		sum, ssq float64
+	}
+	g := map[int]*acc{}
+	for i, s := range scores {
+		if math.IsNaN(s) || math.IsInf(s, 0) {
+			return nil, fmt.Errorf("rl: score %d is %v", i, s)
+		}
+		a := g[groups[i]]
+		if a == nil {
+			a = &acc{}
+			g[groups[i]] = a
+		}
+		a.n++
+		a.sum += s
+	}
+	mean := map[int]float64{}
+	for id, a := range g {
+		if a.n > 1 {
+			mean[id] = a.sum / float64(a.n)
+		}
+	}
+	for i, s := range scores {
+		d := s - mean[groups[i]]
+		g[groups[i]].ssq += d * d
+	}
+	out := make([]float64, len(scores))
+	for i, s := range scores {
+		a := g[groups[i]]
+		out[i] = s - mean[groups[i]]
+		if divStd {
+			std := 1.0
+			if a.n > 1 {
+				std = math.Sqrt(a.ssq / float64(a.n-1))
+			}
+			out[i] /= std + grpoEps
+		}
+	}
+	return out, nil
+}
+
+// Advantages computes per-token advantages for a batch: scores[i] is trajectory i's scalar
+// reward, groups[i] its group (prompt) id, mask[i] its response tokens' loss mask. The result
+// has mask's shape, zero off the mask. It returns an error for an unknown estimator or
+// mismatched lengths.
+func Advantages(est Estimator, scores []float64, groups []int, mask [][]bool) ([][]float32, error) {
+	if len(mask) != len(scores) {
+		return nil, fmt.Errorf("rl: %d scores but %d mask rows", len(scores), len(mask))
+	}
+	var seq []float64
+	var err error
+	switch est {
+	case GRPO:
+		seq, err = GroupBaseline(scores, groups, true)
+	case DrGRPO, ReinforcePPBaseline:
+		seq, err = GroupBaseline(scores, groups, false)
+	default:
+		_, err = ParseEstimator(string(est))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if est == ReinforcePPBaseline {
+		var n int
+		var sum float64
+		for i, row := range mask {
+			for _, m := range row {
+				if m {
+					n++
+					sum += seq[i]
+				}
+			}
+		}
+		var mu, ssq float64
+		if n > 0 {
+			mu = sum / float64(n)
+		}
+		for i, row := range mask {
+			for _, m := range row {
+				if m {
+					d := seq[i] - mu
+					ssq += d * d
+				}
+			}
+		}
+		v := 0.0
+		if n > 1 {
+			v = ssq / float64(n-1)
+		}
+		inv := 1 / math.Sqrt(v+whitenEps)
+		for i := range seq {
+			seq[i] = (seq[i] - mu) * inv
+		}
+	}
+	out := make([][]float32, len(mask))
+	for i, row := range mask {
+		out[i] = make([]float32, len(row))
+		for t, m := range row {
+			if m {
+				out[i][t] = float32(seq[i])
+			}
+		}
+	}
+	return out, nil
+}
