@@ -253,6 +253,11 @@ func checkTrajectory(t *testing.T, tr Trajectory, prompt []int32) {
 			}
 		}
 	}
+	for i, m := range tr.Mask() {
+		if m != (tr.Roles[tr.PromptLen+i] == RolePolicy) || m == math.IsNaN(float64(tr.LogProbs[i])) {
+			t.Fatalf("mask %d is %v for role %v, log-prob %v", i, m, tr.Roles[tr.PromptLen+i], tr.LogProbs[i])
+		}
+	}
 	tool := 0
 	for i, c := range tr.Calls {
 		seg := testTok{}.Decode(tr.Tokens[c.At : c.At+c.Len])

@@ -169,6 +169,16 @@ type Trajectory struct {
 	Finish         Finish
 }
 
+// Mask reports, for each token after the prompt, whether the policy sampled it (true) or the
+// interpreter wrote it (false): the loss mask of the response.
+func (t *Trajectory) Mask() []bool {
+	m := make([]bool, len(t.Tokens)-t.PromptLen)
+	for i := range m {
+		m[i] = t.Roles[t.PromptLen+i] == RolePolicy
+	}
+	return m
+}
+
 // Stats measures a Run.
 type Stats struct {
 	Wall     time.Duration // whole run
