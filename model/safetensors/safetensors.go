@@ -161,7 +161,7 @@ func NewReader(name string, r io.ReaderAt, size int64) (*File, error) {
 		return nil, ferr("header length %d runs past the end of the file (%d bytes)", n, size)
 	}
 	hdr := make([]byte, n)
-	if _, err := r.ReadAt(hdr, 8); err != nil {
+	if _, err := r.ReadAt(hdr, 8); err != nil && n > 0 {
 		return nil, fmt.Errorf("safetensors %s: %w", name, err)
 	}
 	f, err := parseHeader(name, hdr, 8+int64(n), size-8-int64(n))
