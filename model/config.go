@@ -243,8 +243,8 @@ func (p *parser) get(key string) (json.RawMessage, bool) {
 
 // integer decodes v as an integer, accepting integral JSON numbers written as floats (1.0).
 func integer(v json.RawMessage) (int, error) {
-	var n json.Number
-	if err := json.Unmarshal(v, &n); err != nil {
+	var n json.Number // also accepts a quoted number: rule strings out first
+	if t := bytes.TrimSpace(v); len(t) == 0 || t[0] == '"' || json.Unmarshal(t, &n) != nil {
 		return 0, fmt.Errorf("want an integer, got %s", short(v))
 	}
 	if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {

@@ -357,14 +357,18 @@ func byteCount(elems uint64, size int, overflow bool) string {
 
 // ints decodes a JSON list of non-negative integers.
 func ints(v json.RawMessage) ([]int64, error) {
-	var nums []json.Number
+	var items []any
 	dec := json.NewDecoder(bytes.NewReader(v))
 	dec.UseNumber()
-	if err := dec.Decode(&nums); err != nil || nums == nil {
+	if err := dec.Decode(&items); err != nil || items == nil {
 		return nil, fmt.Errorf("want a list of non-negative integers, got %.40s", v)
 	}
-	out := make([]int64, len(nums))
-	for i, n := range nums {
+	out := make([]int64, len(items))
+	for i, it := range items {
+		n, ok := it.(json.Number) // a plain json.Number would also accept "2"
+		if !ok {
+			return nil, fmt.Errorf("item %d: want an integer, got %v", i, it)
+		}
 		x, err := n.Int64()
 		if err != nil {
 			return nil, fmt.Errorf("item %d: %q is not an integer in range", i, n)

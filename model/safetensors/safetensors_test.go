@@ -201,6 +201,7 @@ func TestOpenBadInput(t *testing.T) {
 		{"missing offsets", file(`{"a":{"dtype":"F32","shape":[2]}}`, d8), "a", "data_offsets: missing"},
 		{"negative dim", file(`{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}`, d8), "a", "negative"},
 		{"fractional dim", file(`{"a":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}}`, d8), "a", "not an integer"},
+		{"quoted dim", file(`{"a":{"dtype":"F32","shape":["2"],"data_offsets":[0,8]}}`, d8), "a", "item 0: want an integer"},
 		{"shape not list", file(`{"a":{"dtype":"F32","shape":2,"data_offsets":[0,8]}}`, d8), "a", "shape: want a list"},
 		{"size mismatch", file(`{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}`, d8), "a", "needs 12 bytes"},
 		{"shape overflow", file(`{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}}`, d8), "a", "more than 2^60"},
