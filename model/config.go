@@ -162,7 +162,7 @@ func ParseConfig(data []byte) (Config, error) {
 	}
 	if v, ok := p.int(kHeadDim); ok {
 		c.HeadDim = v
-	} else if p.err == nil && c.NumHeads > 0 {
+	} else if p.err == nil && p.missing == nil && c.NumHeads > 0 {
 		if c.HiddenSize%c.NumHeads != 0 {
 			p.fail(fieldErr(kHidden, "%d is not divisible by num_attention_heads %d (set head_dim explicitly)", c.HiddenSize, c.NumHeads))
 		}
@@ -194,6 +194,9 @@ func ParseConfig(data []byte) (Config, error) {
 	}
 	c.Architectures = p.strList(kArch)
 	p.unsupported()
+	if p.err == nil {
+		p.err = p.missing
+	}
 	if p.err != nil {
 		return Config{}, p.err
 	}
@@ -222,8 +225,9 @@ func known(k string) bool {
 
 // parser pulls typed fields out of a decoded JSON object, keeping the first error.
 type parser struct {
-	raw map[string]json.RawMessage
-	err error
+	raw     map[string]json.RawMessage
+	err     error
+	missing error // the first missing required field, reported after malformed values
 }
 
 func (p *parser) fail(err *ConfigError) {
@@ -283,11 +287,11 @@ func (p *parser) int(key string) (int, bool) {
 
 func (p *parser) intReq(key string) int {
 	i, ok := p.int(key)
-	if !ok {
-		if _, present := p.raw[key]; !present {
-			p.fail(fieldErr(key, "missing"))
-		} else if p.err == nil {
-			p.fail(fieldErr(key, "is null"))
+	if !ok && p.missing == nil {
+		if v, present := p.raw[key]; !present {
+			p.missing = fieldErr(key, "missing")
+		} else if string(bytes.TrimSpace(v)) == "null" {
+			p.missing = fieldErr(key, "is null")
 		}
 	}
 	return i

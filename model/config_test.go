@@ -293,6 +293,7 @@ func TestBadConfigs(t *testing.T) {
 		{"huge vocab", with(map[string]any{"vocab_size": raw("1e12")}), "vocab_size", "want an integer"},
 		{"out of int32", with(map[string]any{"vocab_size": raw("4294967296")}), "vocab_size", "out of range"},
 		{"too large", with(map[string]any{"intermediate_size": 1 << 25}), "intermediate_size", "too large"},
+		{"malformed reported before missing", []byte(`{"hidden_size": "wide"}`), "hidden_size", "want an integer"},
 		{"missing hidden", with(map[string]any{"hidden_size": nil}), "hidden_size", "missing"},
 		{"negative layers", with(map[string]any{"num_hidden_layers": -1}), "num_hidden_layers", "must be positive"},
 		{"zero heads", with(map[string]any{"num_attention_heads": 0}), "num_attention_heads", "must be positive"},
