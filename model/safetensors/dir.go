@@ -24,7 +24,7 @@ const (
 var ErrNoCheckpoint = fmt.Errorf("no %s or %s: %w", SingleFile, IndexFile, fs.ErrNotExist)
 
 // Set is the tensors of a checkpoint directory, one file or several shards, as one namespace.
-// Its methods may be called from several goroutines at once.
+// Its methods may be called from several goroutines at once, except Close.
 type Set struct {
 	dir   string
 	files []*File

@@ -8,6 +8,10 @@
 // non-negative dims, sizes matching the shapes, offsets in range, and a data buffer covered
 // exactly by the tensors (no gaps, no overlaps, no trailing bytes); it also rejects duplicate
 // names. Errors about a file's contents are *FormatError, naming the file and the tensor.
+//
+// No function or method of the package panics, whatever the input: malformed files, wrong
+// destination sizes and unknown names are all errors. Reading from a File or Set after Close
+// returns an error.
 package safetensors
 
 import (
@@ -23,6 +27,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -109,7 +114,8 @@ func (in Info) Elems() int64 {
 	return n
 }
 
-// File is an open safetensors file. Its methods may be called from several goroutines at once.
+// File is an open safetensors file. Its methods may be called from several goroutines at once,
+// except Close, which must not run alongside another call.
 type File struct {
 	path  string
 	r     io.ReaderAt
@@ -463,33 +469,54 @@ func (f *File) ReadF32(name string, dst []float32) error {
 		if littleEndian {
 			return f.readAt(name, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*len(dst)), info.Offset)
 		}
-		return f.readConvert(name, info, dst, 4, func(b []byte) float32 {
-			return math.Float32frombits(binary.LittleEndian.Uint32(b))
-		})
-	case "F16":
-		return f.readConvert(name, info, dst, 2, func(b []byte) float32 { return F16ToF32(binary.LittleEndian.Uint16(b)) })
-	case "BF16":
-		return f.readConvert(name, info, dst, 2, func(b []byte) float32 { return BF16ToF32(binary.LittleEndian.Uint16(b)) })
+		return f.readConvert(name, info, dst, 4)
+	case "F16", "BF16":
+		return f.readConvert(name, info, dst, 2)
 	}
 	return fmt.Errorf("%s: tensor %q: cannot read %s as F32: %w", f.path, name, info.DType, ErrDType)
 }
 
 // readConvert reads the tensor in chunks and converts each element of esize bytes.
-func (f *File) readConvert(name string, info Info, dst []float32, esize int, conv func([]byte) float32) error {
+func (f *File) readConvert(name string, info Info, dst []float32, esize int) error {
 	const chunk = 1 << 16 // elements per read
 	buf := make([]byte, min(len(dst), chunk)*esize)
+	var table *[1 << 16]float32
+	if info.DType == "F16" {
+		table = f16Table()
+	}
 	for i := 0; i < len(dst); i += chunk {
 		n := min(len(dst)-i, chunk)
 		b := buf[:n*esize]
 		if err := f.readAt(name, b, info.Offset+int64(i*esize)); err != nil {
 			return err
 		}
-		for j := range n {
-			dst[i+j] = conv(b[j*esize:])
+		out := dst[i : i+n]
+		switch info.DType {
+		case "F32":
+			for j := range out {
+				out[j] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*j:]))
+			}
+		case "BF16":
+			for j := range out {
+				out[j] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(b[2*j:])) << 16)
+			}
+		case "F16":
+			for j := range out {
+				out[j] = table[binary.LittleEndian.Uint16(b[2*j:])]
+			}
 		}
 	}
 	return nil
 }
+
+// f16Table is F16ToF32 of every pattern, built on first use.
+var f16Table = sync.OnceValue(func() *[1 << 16]float32 {
+	var t [1 << 16]float32
+	for i := range t {
+		t[i] = F16ToF32(uint16(i))
+	}
+	return &t
+})
 
 var littleEndian = func() bool {
 	x := uint16(1)

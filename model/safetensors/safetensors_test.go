@@ -300,6 +300,19 @@ func TestReadErrors(t *testing.T) {
 	if err := f.ReadRaw("w.special", make([]byte, 57)); err == nil || !strings.Contains(err.Error(), "w.special") {
 		t.Errorf("ReadRaw into a long buffer: %v", err)
 	}
+	g, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.ReadF32("a.scalar", make([]float32, 1)); err == nil || !strings.Contains(err.Error(), "a.scalar") {
+		t.Errorf("ReadF32 after Close: %v, want an error", err)
+	}
+	if err := g.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
 	if _, err := Open(filepath.Join(t.TempDir(), "missing.safetensors")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Open of a missing file: %v", err)
 	}
