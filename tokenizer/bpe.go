@@ -1,7 +1,9 @@
 package tokenizer
 
 import (
-	"sync"
+	"hash/maphash"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
@@ -38,8 +40,14 @@ type BPE struct {
 	pre     preTok
 	eos     []int32
 
-	cache      sync.Map // word → []int32
-	cacheCount atomic.Int32
+	cache [cacheSize]atomic.Pointer[cacheEntry] // direct-mapped word cache, lock-free
+	seed  maphash.Seed
+}
+
+// cacheEntry is a word and its ids.
+type cacheEntry struct {
+	word string
+	ids  []int32
 }
 
 // merge is the result of merging a pair: its rank (lower merges first) and the new token.
@@ -48,9 +56,10 @@ type merge struct {
 	id   int32
 }
 
-// maxCached bounds the number of words the encoder caches; maxCachedLen bounds their length.
+// cacheSize is the number of slots of the word cache (a power of two); words longer than
+// maxCachedLen bytes are not cached.
 const (
-	maxCached    = 1 << 17
+	cacheSize    = 1 << 16
 	maxCachedLen = 64
 )
 
@@ -150,17 +159,16 @@ func (t *BPE) appendWord(w string, out []int32) []int32 {
 	if len(w) == 1 {
 		return append(out, t.byteID[w[0]])
 	}
-	if len(w) <= maxCachedLen {
-		if ids, ok := t.cache.Load(w); ok {
-			return append(out, ids.([]int32)...)
-		}
+	if len(w) > maxCachedLen {
+		return t.bpe(w, out)
+	}
+	slot := &t.cache[maphash.String(t.seed, w)&(cacheSize-1)]
+	if e := slot.Load(); e != nil && e.word == w {
+		return append(out, e.ids...)
 	}
 	n := len(out)
 	out = t.bpe(w, out)
-	if len(w) <= maxCachedLen && t.cacheCount.Load() < maxCached {
-		t.cacheCount.Add(1)
-		t.cache.Store(w, append([]int32(nil), out[n:]...))
-	}
+	slot.Store(&cacheEntry{word: strings.Clone(w), ids: slices.Clone(out[n:])})
 	return out
 }
 
@@ -291,3 +299,10 @@ func (t *BPE) TokenID(special string) (int32, bool) {
 
 // EOS returns the ids that end a generation: <|im_end|> and <|endoftext|>, those present.
 func (t *BPE) EOS() []int32 { return append([]int32(nil), t.eos...) }
+
+// resetCache empties the word cache (for benchmarks).
+func (t *BPE) resetCache() {
+	for i := range t.cache {
+		t.cache[i].Store(nil)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"os"
 	"path/filepath"
 	"sort"
@@ -127,7 +128,7 @@ func ParseJSON(name string, data []byte) (*BPE, error) {
 	case len(m.Vocab) == 0:
 		return nil, bad("model.vocab", "missing or empty")
 	}
-	t := &BPE{addedID: map[string]int32{}}
+	t := &BPE{addedID: map[string]int32{}, seed: maphash.MakeSeed()}
 	var err error
 	if t.nfc, err = parseNormalizer(j.Normalizer); err != nil {
 		return nil, bad("normalizer", "%v", err)

@@ -57,7 +57,13 @@ func runeAt(s string, i int) (rune, int, uint8) {
 // runOf returns the end of the run of characters from i whose classes satisfy keep.
 func runOf(s string, i int, keep func(uint8) bool) int {
 	for i < len(s) {
-		_, w, c := runeAt(s, i)
+		var w int
+		var c uint8
+		if b := s[i]; b < utf8.RuneSelf {
+			w, c = 1, asciiClass[b]
+		} else {
+			_, w, c = runeAt(s, i)
+		}
 		if !keep(c) {
 			break
 		}
