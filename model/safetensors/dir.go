@@ -257,7 +257,7 @@ func WriteSharded(dir string, tensors []Tensor, maxShardBytes int64) error {
 	if maxShardBytes <= 0 {
 		return fmt.Errorf("safetensors: WriteSharded %s: maxShardBytes must be positive, got %d", dir, maxShardBytes)
 	}
-	if _, err := order(dir, tensors); err != nil {
+	if _, err := order(dir, tensors, nil); err != nil {
 		return err
 	}
 	ts := slices.Clone(tensors)

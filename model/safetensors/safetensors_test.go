@@ -332,6 +332,7 @@ func TestWriteBadInput(t *testing.T) {
 		{"overflow", Tensor{Name: "x", DType: "F32", Shape: []int64{1 << 40, 1 << 40}}, "x", "too large"},
 		{"duplicate", ok, "ok", "given twice"},
 		{"empty name", Tensor{DType: "U8", Shape: []int64{1}, Data: []byte{1}}, "", "cannot name a tensor"},
+		{"invalid utf-8", Tensor{Name: "a\xff", DType: "U8", Shape: []int64{1}, Data: []byte{1}}, "a\xff", "not valid UTF-8"},
 		{"metadata name", Tensor{Name: "__metadata__", DType: "U8", Shape: []int64{1}, Data: []byte{1}}, "__metadata__", "cannot name a tensor"},
 	}
 	dir := t.TempDir()
@@ -347,6 +348,10 @@ func TestWriteBadInput(t *testing.T) {
 				t.Errorf("a failed Write left %s behind", path)
 			}
 		})
+	}
+	var fe *FormatError
+	if err := Write(filepath.Join(dir, "m.safetensors"), []Tensor{ok}, map[string]string{"k": "\xff"}); !errors.As(err, &fe) || fe.Field != "__metadata__" {
+		t.Errorf("Write with invalid UTF-8 metadata: %v", err)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("failed writes left files: %v", entries)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -65,6 +66,9 @@ func (t Tensor) check(file string) error {
 	if t.Name == "" || t.Name == "__metadata__" {
 		return ferr("", "%q cannot name a tensor", t.Name)
 	}
+	if !utf8.ValidString(t.Name) {
+		return ferr("", "name is not valid UTF-8")
+	}
 	size := DTypeSize(t.DType)
 	if size == 0 {
 		return ferr("dtype", "unknown dtype %q", t.DType)
@@ -88,7 +92,12 @@ func (t Tensor) check(file string) error {
 
 // order sorts tensors the way the reference writer lays them out: larger dtype rank first
 // (alignment), then by name. It checks names are unique.
-func order(file string, tensors []Tensor) ([]Tensor, error) {
+func order(file string, tensors []Tensor, metadata map[string]string) ([]Tensor, error) {
+	for k, v := range metadata {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return nil, &FormatError{File: file, Field: "__metadata__", Msg: fmt.Sprintf("key %q: not valid UTF-8", k)}
+		}
+	}
 	ts := slices.Clone(tensors)
 	slices.SortFunc(ts, func(a, b Tensor) int {
 		if ra, rb := dtypes[a.DType].rank, dtypes[b.DType].rank; ra != rb {
@@ -174,7 +183,7 @@ func header(ts []Tensor, metadata map[string]string) []byte {
 // Encode returns the safetensors bytes of tensors and metadata, laid out as Write does.
 // Errors are *FormatError naming the tensor at fault.
 func Encode(tensors []Tensor, metadata map[string]string) ([]byte, error) {
-	ts, err := order("<memory>", tensors)
+	ts, err := order("<memory>", tensors, metadata)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +203,7 @@ func Encode(tensors []Tensor, metadata map[string]string) ([]byte, error) {
 // spaces to a multiple of 8 bytes. Errors about the tensors are *FormatError naming path and the
 // tensor (an unknown dtype, Data not matching Shape, an empty or repeated name).
 func Write(path string, tensors []Tensor, metadata map[string]string) error {
-	ts, err := order(path, tensors)
+	ts, err := order(path, tensors, metadata)
 	if err != nil {
 		return err
 	}
