@@ -18,6 +18,7 @@ type command struct {
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	cmd            *command // the subcommand being run
 }
 
 // commands lists the subcommands in the order help shows them.
@@ -63,10 +64,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	for _, c := range commands {
+	for i := range commands {
+		c := &commands[i]
 		if c.name != args[0] {
 			continue
 		}
+		e.cmd = c
 		err := c.run(e, args[1:])
 		if err == nil {
 			return 0
@@ -95,10 +98,8 @@ func (e *env) flags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
-		for _, c := range commands {
-			if c.name == name {
-				fmt.Fprintf(e.stderr, "Usage: cir %s %s\n\n%s.\n\nFlags:\n", c.name, c.args, c.summary)
-			}
+		if c := e.cmd; c != nil {
+			fmt.Fprintf(e.stderr, "Usage: cir %s %s\n\n%s.\n\nFlags:\n", c.name, c.args, c.summary)
 		}
 		fs.VisitAll(func(f *flag.Flag) {
 			name, u := flag.UnquoteUsage(f)
