@@ -160,10 +160,14 @@ func TestLayout(t *testing.T) {
 	if !bytes.Equal(data, wantData) {
 		t.Errorf("data % x, want % x", data, wantData)
 	}
-	// No metadata: no __metadata__ key.
+	// No metadata: no __metadata__ key; empty metadata: an empty object.
 	b, _ = Encode(ts[:1], nil)
 	if h := string(b[8:]); !strings.HasPrefix(h, `{"b":{"dtype":"BF16"`) {
 		t.Errorf("header without metadata starts %q", h[:20])
+	}
+	b, _ = Encode(ts[:1], map[string]string{})
+	if h := string(b[8:]); !strings.HasPrefix(h, `{"__metadata__":{},"b":{"dtype":"BF16"`) {
+		t.Errorf("header with empty metadata starts %q", h[:30])
 	}
 }
 

@@ -137,7 +137,8 @@ func jsonString(b *bytes.Buffer, s string) {
 func header(ts []Tensor, metadata map[string]string) []byte {
 	var b bytes.Buffer
 	b.WriteByte('{')
-	if len(metadata) > 0 {
+	// Like the reference writer, a non-nil metadata map is written even when empty.
+	if metadata != nil {
 		b.WriteString(`"__metadata__":{`)
 		keys := make([]string, 0, len(metadata))
 		for k := range metadata {
@@ -156,7 +157,7 @@ func header(ts []Tensor, metadata map[string]string) []byte {
 	}
 	var off int64
 	for i, t := range ts {
-		if i > 0 || len(metadata) > 0 {
+		if i > 0 || metadata != nil {
 			b.WriteByte(',')
 		}
 		jsonString(&b, t.Name)
@@ -197,7 +198,7 @@ func Encode(tensors []Tensor, metadata map[string]string) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// Write writes tensors and metadata (nil for none) to path as a safetensors file, atomically:
+// Write writes tensors and metadata (nil for no __metadata__ key) to path as a safetensors file, atomically:
 // into a temporary file in the same directory, synced, then renamed over path. Tensors are laid
 // out like the reference writer (larger dtypes first, then by name); the header is padded with
 // spaces to a multiple of 8 bytes. Errors about the tensors are *FormatError naming path and the
