@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -141,7 +142,7 @@ func ParseConfig(data []byte) (Config, error) {
 	if raw == nil {
 		return Config{}, &ConfigError{Msg: "not a JSON object (null)"}
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return Config{}, &ConfigError{Msg: "trailing data after the JSON object"}
 	}
 	c := Config{BOSTokenID: -1, QKVBias: true, RopeTheta: 10000, RMSNormEps: 1e-6, MaxPositions: 32768}

@@ -282,6 +282,7 @@ func TestBadConfigs(t *testing.T) {
 		{"array", []byte(`[1]`), "", "not a JSON object"},
 		{"null", []byte(`null`), "", "not a JSON object"},
 		{"trailing", []byte(minimal + `{}`), "", "trailing data"},
+		{"trailing bracket", []byte(minimal + ` ]`), "", "trailing data"},
 		{"llama", with(map[string]any{"model_type": "llama"}), "model_type", `"llama" is not supported`},
 		{"qwen2_5", with(map[string]any{"model_type": "qwen2_5"}), "model_type", "not supported"},
 		{"model_type number", with(map[string]any{"model_type": 2}), "model_type", "want a string"},
