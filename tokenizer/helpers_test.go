@@ -186,5 +186,9 @@ func corpus(tb testing.TB) []string {
 		}
 		out = append(out, b.String())
 	}
+	// Long words and runs, past the word cache and through the heap of the BPE merge loop.
+	out = append(out, strings.Repeat("a", 3000), strings.Repeat(" ", 2000)+"x", strings.Repeat("ab", 1500),
+		strings.Repeat("9", 2000), strings.Repeat("\n", 500)+strings.Repeat("\t ", 300), strings.Repeat("数", 1000),
+		strings.Repeat("QUJDRGVmZ2hpams=", 200), strings.Repeat("!?", 800)+"\r\n", strings.Repeat("😀", 400))
 	return out
 }

@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -254,5 +255,35 @@ func TestParseJSONErrors(t *testing.T) {
 	}
 	if _, err := ParseJSON("t.json", []byte("{")); err == nil {
 		t.Error("truncated JSON accepted")
+	}
+}
+
+// TestQwenConcurrent encodes from several goroutines at once (run with -race) and checks each
+// result against a sequential encode.
+func TestQwenConcurrent(t *testing.T) {
+	tk := qwen(t)
+	texts := readTexts(t, filepath.Join("testdata", "corpus.jsonl"))
+	want := make([][]int32, len(texts))
+	for i, s := range texts {
+		want[i] = tk.Encode(s)
+	}
+	tk.resetCache()
+	errs := make(chan string, 4)
+	for g := range 4 {
+		go func() {
+			msg := ""
+			for k := range texts {
+				i := (k*7 + g*13) % len(texts)
+				if got := tk.Encode(texts[i]); !slices.Equal(got, want[i]) && msg == "" {
+					msg = fmt.Sprintf("goroutine %d, text %d: %v != %v", g, i, got, want[i])
+				}
+			}
+			errs <- msg
+		}()
+	}
+	for range 4 {
+		if msg := <-errs; msg != "" {
+			t.Error(msg)
+		}
 	}
 }
