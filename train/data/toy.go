@@ -1,0 +1,222 @@
+package data
+
+import (
+	"fmt"
+	"hash/fnv"
+	"math/big"
+	"math/rand/v2"
+	"strings"
+)
+
+// ToyInstruction is the compact instruction of the toy task (Format); the long CIR
+// instruction would dwarf the problems for a byte-level model.
+const ToyInstruction = "Solve with python; answer in \\boxed{}."
+
+// Format is the toy task's prompt for a problem: the instruction, a newline, the problem, a
+// newline. The assistant text (Problem.Demo) follows it directly; no chat template.
+func Format(problem string) string { return ToyInstruction + "\n" + problem + "\n" }
+
+// Kind names a toy problem generator.
+type Kind string
+
+// The toy kinds. The basic kinds are what the warm-up demonstrates; each composed kind puts a
+// product where a basic kind has a number, which the warm-up never shows.
+const (
+	Mul       Kind = "mul"        // Compute 4821*9127.            print(4821*9127)
+	PowMod    Kind = "powmod"     // Compute 7^123 mod 1000.       print(pow(7,123,1000))
+	DigitSum  Kind = "digsum"     // Digit sum of 98765432123.     print(sum(map(int,str(98765432123))))
+	Mul3      Kind = "mul3"       // Compute 482*913*127.          print(482*913*127)
+	MulDigSum Kind = "mul_digsum" // Digit sum of 4821*9127.       print(sum(map(int,str(4821*9127))))
+	MulPowMod Kind = "mul_powmod" // Compute (48*91)^123 mod 1000. print(pow((48*91),123,1000))
+)
+
+// Basic lists the kinds the supervised warm-up demonstrates.
+var Basic = []Kind{Mul, PowMod, DigitSum}
+
+// Composed lists the kinds left for RL to find.
+var Composed = []Kind{Mul3, MulDigSum, MulPowMod}
+
+// AllKinds lists every kind, basic first.
+var AllKinds = append(append([]Kind{}, Basic...), Composed...)
+
+// ParseKinds maps names to kinds; no names means AllKinds. It returns an error naming an
+// unknown kind.
+func ParseKinds(names []string) ([]Kind, error) {
+	if len(names) == 0 {
+		return AllKinds, nil
+	}
+	out := make([]Kind, len(names))
+	for i, n := range names {
+		ok := false
+		for _, k := range AllKinds {
+			if string(k) == n {
+				out[i], ok = k, true
+			}
+		}
+		if !ok {
+			return nil, fmt.Errorf("data: unknown toy kind %q (want one of %v)", n, AllKinds)
+		}
+	}
+	return out, nil
+}
+
+// Call is one code block and the output the interpreter shows for it.
+type Call struct {
+	Code, Output string
+}
+
+// Problem is one generated toy problem.
+type Problem struct {
+	Prompt string // the problem text (put it through Format)
+	Answer string // the exact answer, as Python prints it
+	Kind   Kind
+	Calls  []Call // the canonical solution: one call
+	Chain  []Call // for composed kinds, a two-call solution (product first); nil otherwise
+}
+
+// Demo is the assistant text of the canonical solution in the interpreter protocol, tool
+// output filled in: "```python\nCODE\n```\n```output\nOUT\n```\n\\boxed{ANSWER}".
+func (p Problem) Demo() string { return DemoText(p.Calls, p.Answer) }
+
+// Segments is Demo split into the parts the policy writes (Tool false) and the parts the
+// interpreter appends (Tool true), so a warm-up can mask tool tokens as RL does.
+func (p Problem) Segments() []Segment { return DemoSegments(p.Calls, p.Answer) }
+
+// Segment is a piece of assistant text and who writes it.
+type Segment struct {
+	Text string
+	Tool bool
+}
+
+// DemoSegments is the protocol text of calls followed by the boxed answer, as segments: each
+// call is "```python\n"+code+"\n```" (policy) then "\n```output\n"+output+"\n```\n" (tool).
+func DemoSegments(calls []Call, answer string) []Segment {
+	var s []Segment
+	for _, c := range calls {
+		s = append(s, Segment{"```python\n" + c.Code + "\n```", false}, Segment{"\n```output\n" + c.Output + "\n```\n", true})
+	}
+	return append(s, Segment{"\\boxed{" + answer + "}", false})
+}
+
+// DemoText is the concatenation of DemoSegments.
+func DemoText(calls []Call, answer string) string {
+	var b strings.Builder
+	for _, s := range DemoSegments(calls, answer) {
+		b.WriteString(s.Text)
+	}
+	return b.String()
+}
+
+// heldOut reports whether a prompt belongs to the held-out split: one in eight prompts, by
+// hash, so the splits are disjoint whatever the seeds.
+func heldOut(prompt string) bool {
+	h := fnv.New32a()
+	h.Write([]byte(prompt))
+	return h.Sum32()%8 == 0
+}
+
+// Problems returns n distinct training problems (never in the held-out split), cycling
+// through kinds (AllKinds when empty), determined by seed. It panics on an unknown kind.
+func Problems(seed uint64, n int, kinds []Kind) []Problem { return generate(seed, n, kinds, false) }
+
+// HeldOut returns n distinct held-out problems, disjoint from every Problems set.
+func HeldOut(seed uint64, n int, kinds []Kind) []Problem { return generate(seed, n, kinds, true) }
+
+func generate(seed uint64, n int, kinds []Kind, eval bool) []Problem {
+	if len(kinds) == 0 {
+		kinds = AllKinds
+	}
+	salt := uint64(0x746f79)
+	if eval {
+		salt = 0x6576616c
+	}
+	r := rand.New(rand.NewPCG(seed, salt))
+	seen := map[string]bool{}
+	out := make([]Problem, 0, n)
+	for len(out) < n {
+		p := Generate(r, kinds[len(out)%len(kinds)])
+		if heldOut(p.Prompt) != eval || seen[p.Prompt] {
+			continue
+		}
+		seen[p.Prompt] = true
+		out = append(out, p)
+	}
+	return out
+}
+
+// digits returns a random number of d digits (no leading zero).
+func digits(r *rand.Rand, d int) *big.Int {
+	b := make([]byte, d)
+	b[0] = byte('1' + r.IntN(9))
+	for i := 1; i < d; i++ {
+		b[i] = byte('0' + r.IntN(10))
+	}
+	x, _ := new(big.Int).SetString(string(b), 10)
+	return x
+}
+
+func between(r *rand.Rand, lo, hi int) int { return lo + r.IntN(hi-lo+1) }
+
+func digitSum(x *big.Int) *big.Int {
+	s := 0
+	for _, c := range x.String() {
+		if c >= '0' && c <= '9' {
+			s += int(c - '0')
+		}
+	}
+	return big.NewInt(int64(s))
+}
+
+// Generate draws one problem of kind k from r. It panics on an unknown kind.
+func Generate(r *rand.Rand, k Kind) Problem {
+	p := Problem{Kind: k}
+	one := func(code string, v *big.Int) {
+		p.Answer = v.String()
+		p.Calls = []Call{{code, p.Answer}}
+	}
+	switch k {
+	case Mul:
+		a, b := digits(r, between(r, 3, 5)), digits(r, between(r, 3, 5))
+		p.Prompt = fmt.Sprintf("Compute %v*%v.", a, b)
+		one(fmt.Sprintf("print(%v*%v)", a, b), new(big.Int).Mul(a, b))
+	case PowMod:
+		b, e, m := big.NewInt(int64(between(r, 2, 999))), big.NewInt(int64(between(r, 10, 9999))), big.NewInt(int64(between(r, 10, 9999)))
+		p.Prompt = fmt.Sprintf("Compute %v^%v mod %v.", b, e, m)
+		one(fmt.Sprintf("print(pow(%v,%v,%v))", b, e, m), new(big.Int).Exp(b, e, m))
+	case DigitSum:
+		x := digits(r, between(r, 8, 16))
+		p.Prompt = fmt.Sprintf("Digit sum of %v.", x)
+		one(fmt.Sprintf("print(sum(map(int,str(%v))))", x), digitSum(x))
+	case Mul3:
+		a, b, c := digits(r, between(r, 2, 4)), digits(r, between(r, 2, 4)), digits(r, between(r, 2, 4))
+		p.Prompt = fmt.Sprintf("Compute %v*%v*%v.", a, b, c)
+		ab := new(big.Int).Mul(a, b)
+		one(fmt.Sprintf("print(%v*%v*%v)", a, b, c), new(big.Int).Mul(ab, c))
+		p.Chain = []Call{{fmt.Sprintf("print(%v*%v)", a, b), ab.String()}, {fmt.Sprintf("print(%v*%v)", ab, c), p.Answer}}
+	case MulDigSum:
+		a, b := digits(r, between(r, 3, 5)), digits(r, between(r, 3, 5))
+		ab := new(big.Int).Mul(a, b)
+		p.Prompt = fmt.Sprintf("Digit sum of %v*%v.", a, b)
+		one(fmt.Sprintf("print(sum(map(int,str(%v*%v))))", a, b), digitSum(ab))
+		p.Chain = []Call{{fmt.Sprintf("print(%v*%v)", a, b), ab.String()}, {fmt.Sprintf("print(sum(map(int,str(%v))))", ab), p.Answer}}
+	case MulPowMod:
+		a, b := digits(r, 2), digits(r, between(r, 2, 3))
+		e, m := big.NewInt(int64(between(r, 10, 9999))), big.NewInt(int64(between(r, 10, 9999)))
+		ab := new(big.Int).Mul(a, b)
+		p.Prompt = fmt.Sprintf("Compute (%v*%v)^%v mod %v.", a, b, e, m)
+		one(fmt.Sprintf("print(pow((%v*%v),%v,%v))", a, b, e, m), new(big.Int).Exp(ab, e, m))
+		p.Chain = []Call{{fmt.Sprintf("print(%v*%v)", a, b), ab.String()}, {fmt.Sprintf("print(pow(%v,%v,%v))", ab, e, m), p.Answer}}
+	default:
+		panic(fmt.Sprintf("data: unknown toy kind %q", k))
+	}
+	return p
+}
+
+// Examples converts problems to dataset examples (Problem and Answer).
+func Examples(ps []Problem) []Example {
+	out := make([]Example, len(ps))
+	for i, p := range ps {
+		out[i] = Example{Problem: p.Prompt, Answer: p.Answer, Source: "toy:" + string(p.Kind)}
+	}
+	return out
+}

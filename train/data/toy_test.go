@@ -1,0 +1,142 @@
+package data
+
+import (
+	"fmt"
+	"math/big"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestToyProblems(t *testing.T) {
+	const n = 120
+	train := Problems(3, n, nil)
+	again := Problems(3, n, nil)
+	other := Problems(4, n, nil)
+	held := HeldOut(3, n, nil)
+	if len(train) != n || len(held) != n {
+		t.Fatalf("%d train and %d held-out problems, want %d", len(train), len(held), n)
+	}
+	trainSet := map[string]bool{}
+	counts := map[Kind]int{}
+	same := 0
+	for i, p := range train {
+		if !reflect.DeepEqual(p, again[i]) {
+			t.Fatalf("problem %d differs for the same seed: %+v vs %+v", i, p, again[i])
+		}
+		if p.Prompt == other[i].Prompt {
+			same++
+		}
+		if trainSet[p.Prompt] {
+			t.Errorf("duplicate training problem %q", p.Prompt)
+		}
+		trainSet[p.Prompt] = true
+		counts[p.Kind]++
+		if l := len(Format(p.Prompt)) + len(p.Demo()); l > 200 {
+			t.Errorf("%q: prompt + demo is %d bytes, want ≤ 200", p.Prompt, l)
+		}
+		var b strings.Builder
+		for _, s := range p.Segments() {
+			b.WriteString(s.Text)
+		}
+		if b.String() != p.Demo() {
+			t.Errorf("segments do not add up to the demo for %q", p.Prompt)
+		}
+		if !strings.HasSuffix(p.Demo(), `\boxed{`+p.Answer+`}`) || !strings.HasPrefix(p.Demo(), "```python\n") {
+			t.Errorf("demo %q is not in the protocol", p.Demo())
+		}
+	}
+	if same > n/10 {
+		t.Errorf("seeds 3 and 4 share %d of %d problems", same, n)
+	}
+	for _, k := range AllKinds {
+		if counts[k] != n/len(AllKinds) {
+			t.Errorf("kind %s: %d problems, want %d", k, counts[k], n/len(AllKinds))
+		}
+	}
+	for _, p := range held {
+		if trainSet[p.Prompt] || !heldOut(p.Prompt) {
+			t.Errorf("held-out problem %q is in the training split", p.Prompt)
+		}
+	}
+	// Kinds restrict the set.
+	for _, p := range Problems(1, 10, Basic) {
+		if p.Kind != Mul && p.Kind != PowMod && p.Kind != DigitSum {
+			t.Errorf("basic set has kind %s", p.Kind)
+		}
+		if p.Chain != nil {
+			t.Errorf("basic kind %s has a two-call chain", p.Kind)
+		}
+	}
+	for _, p := range Problems(1, 9, Composed) {
+		if len(p.Chain) != 2 || p.Chain[1].Output != p.Answer {
+			t.Errorf("composed %s: chain %+v does not end at the answer %s", p.Kind, p.Chain, p.Answer)
+		}
+	}
+}
+
+func TestToyAnswersHandComputed(t *testing.T) {
+	// Hand-checkable instances of the generators' arithmetic.
+	if got := digitSum(big.NewInt(98765)).String(); got != "35" {
+		t.Errorf("digit sum of 98765 = %s, want 35", got)
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	for range 200 {
+		p := Generate(r, PowMod)
+		var b, e, m int64
+		if _, err := fmt.Sscanf(p.Prompt, "Compute %d^%d mod %d.", &b, &e, &m); err != nil {
+			t.Fatal(err)
+		}
+		// Square-and-multiply in int64, independent of math/big.
+		want, x := int64(1)%m, b%m
+		for ; e > 0; e >>= 1 {
+			if e&1 == 1 {
+				want = want * x % m
+			}
+			x = x * x % m
+		}
+		if p.Answer != big.NewInt(want).String() {
+			t.Fatalf("%s = %s, want %d", p.Prompt, p.Answer, want)
+		}
+	}
+	if _, err := ParseKinds([]string{"mul", "sqrt"}); err == nil || !strings.Contains(err.Error(), `"sqrt"`) {
+		t.Errorf("unknown kind: err = %v", err)
+	}
+	if k, err := ParseKinds(nil); err != nil || len(k) != len(AllKinds) {
+		t.Errorf("ParseKinds(nil) = %v, %v", k, err)
+	}
+}
+
+// TestToyDemosMatchPython runs every demonstrated call through Python and checks that the
+// output in the demo is exactly what Python prints.
+func TestToyDemosMatchPython(t *testing.T) {
+	const py = "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		t.Skip("no", py)
+	}
+	var calls []Call
+	for _, p := range append(Problems(9, 60, nil), HeldOut(9, 30, nil)...) {
+		calls = append(calls, p.Calls...)
+		calls = append(calls, p.Chain...)
+	}
+	var src strings.Builder
+	for _, c := range calls {
+		src.WriteString(c.Code + "\nprint('\\x00')\n")
+	}
+	out, err := exec.Command(py, "-c", src.String()).Output()
+	if err != nil {
+		t.Fatalf("python: %v", err)
+	}
+	got := strings.Split(string(out), "\x00\n")
+	if len(got) != len(calls)+1 {
+		t.Fatalf("python printed %d outputs for %d calls", len(got)-1, len(calls))
+	}
+	for i, c := range calls {
+		if strings.TrimSpace(got[i]) != c.Output {
+			t.Errorf("%s: python prints %q, demo shows %q", c.Code, strings.TrimSpace(got[i]), c.Output)
+		}
+	}
+}
