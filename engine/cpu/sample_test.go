@@ -69,8 +69,8 @@ func TestSampleFilters(t *testing.T) {
 		{"none 0.75", engine.SampleParams{Temperature: 1, TopP: 1}, 0.75, 1},
 		{"none 0.85", engine.SampleParams{Temperature: 1, TopP: 1}, 0.85, 3},
 		{"none top", engine.SampleParams{Temperature: 1, TopP: 1}, 0.999, 4},
-		{"k=2 0.5", engine.SampleParams{Temperature: 1, TopP: 1, TopK: 2}, 0.5, 0},   // 0.4/0.7 = 0.571 > 0.5
-		{"k=2 0.6", engine.SampleParams{Temperature: 1, TopP: 1, TopK: 2}, 0.6, 2},   // past 0.571
+		{"k=2 0.5", engine.SampleParams{Temperature: 1, TopP: 1, TopK: 2}, 0.5, 0},     // 0.4/0.7 = 0.571 > 0.5
+		{"k=2 0.6", engine.SampleParams{Temperature: 1, TopP: 1, TopK: 2}, 0.6, 2},     // past 0.571
 		{"k=2 0.999", engine.SampleParams{Temperature: 1, TopP: 1, TopK: 2}, 0.999, 2}, // never 1
 		{"k=1", engine.SampleParams{Temperature: 1, TopP: 1, TopK: 1}, 0.9, 0},
 		{"p=0.75 0.95", engine.SampleParams{Temperature: 1, TopP: 0.75}, 0.95, 1}, // keeps {0,2,1}, mass 0.8
