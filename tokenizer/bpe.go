@@ -65,7 +65,8 @@ const (
 
 // Encode returns the ids of text: added tokens in the text (special or not) map to their ids,
 // the rest is NFC-normalized, pre-tokenized and byte-pair encoded, as Hugging Face's
-// tokenizer.encode(text, add_special_tokens=False) does.
+// tokenizer.encode(text, add_special_tokens=False) does. Ill-formed UTF-8 in text is kept
+// byte for byte (each bad byte pre-tokenizes as a symbol), so Decode shows it as U+FFFD.
 func (t *BPE) Encode(text string) []int32 { return t.encode(text, true) }
 
 // EncodePlain is Encode with special tokens treated as plain text (Hugging Face's

@@ -23,6 +23,7 @@ type FormatError struct {
 	Err   error
 }
 
+// Error returns the file, the field and the reason.
 func (e *FormatError) Error() string {
 	if e.Field == "" {
 		return fmt.Sprintf("tokenizer %s: %v", e.File, e.Err)
@@ -30,6 +31,7 @@ func (e *FormatError) Error() string {
 	return fmt.Sprintf("tokenizer %s: field %s: %v", e.File, e.Field, e.Err)
 }
 
+// Unwrap returns the reason.
 func (e *FormatError) Unwrap() error { return e.Err }
 
 // Load opens a tokenizer: a tokenizer.json file, the byte tokenizer's marker file
