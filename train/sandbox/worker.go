@@ -1,0 +1,381 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+//go:embed worker.py
+var workerScript string
+
+// unprivUID is the host uid the sandbox runs as when cir runs as root: the kernel's "nobody".
+const unprivUID = 65534
+
+// errHang is returned by worker.call when the worker does not answer in time.
+var errHang = errors.New("sandbox: worker did not answer in time")
+
+// errProtocol is returned by worker.call when the worker's answer is malformed.
+var errProtocol = errors.New("sandbox: worker broke the protocol")
+
+// sandboxer knows how to start workers: the command line and the cgroup parent.
+type sandboxer struct {
+	cfg     Config
+	bwrap   string // path of bwrap; empty when Unsafe
+	setpriv string // path of setpriv when dropping root; else empty
+	cgroup  string // this pool's pids cgroup directory; empty when unavailable
+	tmp     string // unsafe mode: parent of the workers' private directories
+	script  string // the worker program (tests replace it)
+	nextID  atomic.Uint64
+	reqID   atomic.Uint64
+}
+
+func newSandboxer(cfg Config) (*sandboxer, error) {
+	sb := &sandboxer{cfg: cfg, script: workerScript}
+	if _, err := os.Stat(cfg.Python); err != nil {
+		return nil, fmt.Errorf("sandbox: Python interpreter %s: %w", cfg.Python, err)
+	}
+	if cfg.Unsafe {
+		cfg.Logf("sandbox: running model code WITHOUT a sandbox (unsafe mode): only rlimits apply")
+		dir, err := os.MkdirTemp("", "cir-sandbox-")
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: private directory: %w", err)
+		}
+		sb.tmp = dir
+		return sb, nil
+	}
+	path, err := exec.LookPath("bwrap")
+	if err != nil {
+		return nil, fmt.Errorf("%w: install bubblewrap, or pass --unsafe-no-sandbox (Config.Unsafe) "+
+			"to run model code without containment: %w", ErrNoSandbox, err)
+	}
+	sb.bwrap = path
+	if os.Geteuid() == 0 {
+		if sp, err := exec.LookPath("setpriv"); err == nil {
+			sb.setpriv = sp
+		} else {
+			cfg.Logf("sandbox: setpriv not found: the sandbox keeps the host's root uid (mapped) " +
+				"and RLIMIT_NPROC cannot bound processes")
+		}
+	}
+	sb.cgroup = makePoolCgroup(cfg.Logf)
+	return sb, nil
+}
+
+// timeout is the wall limit the worker enforces for one call.
+func (sb *sandboxer) timeout(extra time.Duration) time.Duration { return sb.cfg.Timeout + extra }
+
+// grace is how much longer than the call's limit the pool waits for the worker's answer
+// before it considers the worker hung: killing and reaping a call's processes and wiping /tmp.
+func (sb *sandboxer) grace() time.Duration { return 2*time.Second + sb.cfg.Timeout/2 }
+
+// fill sets the request's id and limits.
+func (sb *sandboxer) fill(req *request, extra time.Duration) {
+	c := sb.cfg
+	req.ID = sb.reqID.Add(1)
+	req.Timeout = sb.timeout(extra).Seconds()
+	req.CPU = int(math.Ceil((c.CPUTime + extra).Seconds()))
+	req.Mem = c.MemoryBytes
+	req.FSize = c.MaxFileBytes
+	req.NoFile = c.MaxOpenFiles
+	req.NProc = c.MaxProcs + 2 // the worker and the call's own process count for the uid
+	req.Out = c.MaxOutputBytes
+}
+
+// close removes the pool's cgroup and private directory.
+func (sb *sandboxer) close() error {
+	if sb.cgroup != "" {
+		os.Remove(sb.cgroup)
+	}
+	if sb.tmp != "" {
+		return os.RemoveAll(sb.tmp)
+	}
+	return nil
+}
+
+// worker is one running sandbox with its Python worker process.
+type worker struct {
+	id     uint64
+	cmd    *exec.Cmd
+	req    *os.File // requests, our end
+	resp   *os.File // replies, our end
+	cg     string   // the worker's pids cgroup; empty when none
+	tmp    string   // unsafe mode: its private directory
+	exited chan struct{}
+	stderr *capWriter
+	once   sync.Once
+}
+
+// args returns the command line of a worker.
+func (sb *sandboxer) args(tmp string) []string {
+	c := sb.cfg
+	mode := "preload"
+	if c.Lazy {
+		mode = "lazy"
+	}
+	if c.Unsafe {
+		return []string{c.Python, "-I", "-B", "-c", sb.script, mode, "unsafe", tmp}
+	}
+	a := []string{}
+	if sb.setpriv != "" {
+		u := strconv.Itoa(unprivUID)
+		a = append(a, sb.setpriv, "--reuid="+u, "--regid="+u, "--clear-groups", "--")
+	}
+	a = append(a, sb.bwrap,
+		"--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+		"--unshare-cgroup-try", "--uid", "1000", "--gid", "1000", "--hostname", "sandbox",
+		"--die-with-parent", "--new-session", "--as-pid-1",
+		"--ro-bind", "/usr", "/usr")
+	for _, l := range []string{"bin", "sbin", "lib", "lib32", "lib64", "libx32"} {
+		if t, err := os.Readlink("/" + l); err == nil {
+			a = append(a, "--symlink", t, "/"+l)
+		} else if fi, err := os.Stat("/" + l); err == nil && fi.IsDir() {
+			a = append(a, "--ro-bind", "/"+l, "/"+l)
+		}
+	}
+	// Only what the dynamic loader and Debian's BLAS alternatives need from /etc.
+	for _, e := range []string{"/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf",
+		"/etc/ld.so.conf.d", "/etc/localtime"} {
+		if _, err := os.Stat(e); err == nil {
+			a = append(a, "--ro-bind", e, e)
+		}
+	}
+	a = append(a, "--proc", "/proc", "--dev", "/dev",
+		"--size", strconv.FormatInt(c.TmpBytes, 10), "--tmpfs", "/tmp",
+		"--chdir", "/tmp", "--clearenv",
+		"--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
+		"--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8",
+		"--setenv", "OPENBLAS_NUM_THREADS", "1", "--setenv", "OMP_NUM_THREADS", "1",
+		"--setenv", "MPLBACKEND", "Agg",
+		c.Python, "-I", "-B", "-c", sb.script, mode, "sandbox", "/tmp")
+	return a
+}
+
+// spawn starts a worker and waits for its ready message.
+func (sb *sandboxer) spawn(ctx context.Context) (*worker, error) {
+	w := &worker{id: sb.nextID.Add(1), exited: make(chan struct{}), stderr: &capWriter{max: 8192}}
+	if sb.cfg.Unsafe {
+		dir, err := os.MkdirTemp(sb.tmp, "w")
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: worker directory: %w", err)
+		}
+		w.tmp = dir
+	}
+	args := sb.args(w.tmp)
+	if sb.cgroup != "" {
+		cg := filepath.Join(sb.cgroup, "w"+strconv.FormatUint(w.id, 10))
+		if err := os.Mkdir(cg, 0o755); err == nil {
+			// The worker, its sandbox and the call's processes: MaxProcs plus bwrap and init.
+			if err := os.WriteFile(filepath.Join(cg, "pids.max"),
+				[]byte(strconv.Itoa(sb.cfg.MaxProcs+3)), 0); err == nil {
+				w.cg = cg
+				// Enter the cgroup before bwrap starts anything, then become bwrap.
+				args = append([]string{"/bin/sh", "-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, cg}, args...)
+			} else {
+				os.Remove(cg)
+				sb.cfg.Logf("sandbox: pids cgroup %s: %v", cg, err)
+			}
+		} else {
+			sb.cfg.Logf("sandbox: pids cgroup %s: %v", cg, err)
+		}
+	}
+	reqR, reqW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: pipe: %w", err)
+	}
+	respR, respW, err := os.Pipe()
+	if err != nil {
+		reqR.Close()
+		reqW.Close()
+		return nil, fmt.Errorf("sandbox: pipe: %w", err)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir = "/"
+	if sb.cfg.Unsafe {
+		cmd.Dir = w.tmp
+		cmd.Env = []string{"HOME=" + w.tmp, "TMPDIR=" + w.tmp, "PATH=/usr/bin:/bin", "LANG=C.UTF-8",
+			"OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1", "MPLBACKEND=Agg"}
+	} else {
+		cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	}
+	cmd.ExtraFiles = []*os.File{reqR, respW}
+	cmd.Stderr = w.stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	err = cmd.Start()
+	reqR.Close()
+	respW.Close()
+	if err != nil {
+		reqW.Close()
+		respR.Close()
+		if w.cg != "" {
+			os.Remove(w.cg)
+		}
+		return nil, fmt.Errorf("sandbox: starting %s: %w", args[0], err)
+	}
+	w.cmd, w.req, w.resp = cmd, reqW, respR
+	go func() {
+		cmd.Wait()
+		close(w.exited)
+	}()
+	// Starting Python and importing numpy and sympy takes seconds on a loaded machine.
+	deadline := time.Now().Add(120 * time.Second)
+	stop := context.AfterFunc(ctx, func() { w.resp.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	w.resp.SetReadDeadline(deadline)
+	var rep reply
+	if err := w.read(&rep); err != nil || !rep.Ready {
+		w.kill()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		msg := strings.TrimSpace(w.stderr.String())
+		if msg == "" {
+			msg = fmt.Sprint(err)
+		}
+		return nil, fmt.Errorf("sandbox: worker did not start: %s", msg)
+	}
+	return w, nil
+}
+
+// read reads one framed reply.
+func (w *worker) read(rep *reply) error {
+	var hdr [4]byte
+	if _, err := io.ReadFull(w.resp, hdr[:]); err != nil {
+		return err
+	}
+	n := binary.LittleEndian.Uint32(hdr[:])
+	if n > 64<<20 {
+		return fmt.Errorf("%w: frame of %d bytes", errProtocol, n)
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(w.resp, buf); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(buf, rep); err != nil {
+		return fmt.Errorf("%w: %v", errProtocol, err)
+	}
+	return nil
+}
+
+// call sends one request and waits up to wait for its reply. Any error means the worker can
+// no longer be trusted: the caller must kill it.
+func (w *worker) call(ctx context.Context, req request, wait time.Duration) (*reply, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: encoding request: %w", err)
+	}
+	frame := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(body)), uint32(len(body)))
+	frame = append(frame, body...)
+	deadline := time.Now().Add(wait)
+	stop := context.AfterFunc(ctx, func() {
+		w.req.SetWriteDeadline(time.Unix(1, 0))
+		w.resp.SetReadDeadline(time.Unix(1, 0))
+	})
+	defer stop()
+	w.req.SetWriteDeadline(deadline)
+	w.resp.SetReadDeadline(deadline)
+	if _, err := w.req.Write(frame); err != nil {
+		return nil, w.failure(ctx, "writing request", err)
+	}
+	var rep reply
+	if err := w.read(&rep); err != nil {
+		return nil, w.failure(ctx, "reading reply", err)
+	}
+	if rep.ID == nil || *rep.ID != req.ID {
+		return nil, fmt.Errorf("%w: reply for another request", errProtocol)
+	}
+	return &rep, nil
+}
+
+// failure describes why a call failed.
+func (w *worker) failure(ctx context.Context, what string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%w (%s)", errHang, what)
+	}
+	select {
+	case <-w.exited:
+		err = fmt.Errorf("worker exited (%v) %s", w.cmd.ProcessState, strings.TrimSpace(w.stderr.String()))
+	case <-time.After(50 * time.Millisecond):
+	}
+	return fmt.Errorf("sandbox: %s: %w", what, err)
+}
+
+// kill stops the worker and everything in its sandbox, waits for it, and removes its cgroup
+// and directory. It is idempotent.
+func (w *worker) kill() {
+	w.once.Do(func() {
+		syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL)
+		w.cmd.Process.Kill()
+		w.req.Close()
+		<-w.exited
+		w.resp.Close()
+		if w.cg != "" {
+			// bwrap's --die-with-parent takes the namespace down with it; sweep the cgroup
+			// for anything still there before removing it.
+			for i := 0; i < 1000; i++ {
+				pids := cgroupPids(w.cg)
+				if len(pids) == 0 && os.Remove(w.cg) == nil {
+					break
+				}
+				for _, pid := range pids {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		}
+		if w.tmp != "" {
+			os.RemoveAll(w.tmp)
+		}
+	})
+}
+
+// capWriter keeps the first max bytes written to it.
+type capWriter struct {
+	mu  sync.Mutex
+	max int
+	buf bytes.Buffer
+}
+
+func (c *capWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if room := c.max - c.buf.Len(); room > 0 {
+		c.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (c *capWriter) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String()
+}
+
+// signalName names a signal number ("SIGKILL").
+func signalName(n int) string {
+	names := map[int]string{1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP",
+		6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL", 10: "SIGUSR1", 11: "SIGSEGV",
+		12: "SIGUSR2", 13: "SIGPIPE", 14: "SIGALRM", 15: "SIGTERM", 24: "SIGXCPU", 25: "SIGXFSZ"}
+	if s, ok := names[n]; ok {
+		return s
+	}
+	return "signal " + strconv.Itoa(n)
+}
