@@ -370,6 +370,9 @@ func (p *parser) intOrList(key string) []int {
 			}
 			out = append(out, n)
 		}
+		if len(out) == 0 {
+			return nil
+		}
 		return out
 	}
 	n, err := integer(v)

@@ -426,3 +426,39 @@ func TestLoadConfigErrors(t *testing.T) {
 		t.Errorf("JSON with an invalid extra value: %v", err)
 	}
 }
+
+// FuzzParseConfig: ParseConfig never panics, rejects with a *ConfigError, and what it accepts
+// is valid and survives JSON() and ParseConfig unchanged.
+func FuzzParseConfig(f *testing.F) {
+	for _, s := range []string{minimal, qwen25_05B, qwen25_7B, `{"vocab_size":1e3}`, `{"eos_token_id":[]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseConfig(data)
+		if err != nil {
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v (%T) is not a *ConfigError", err, err)
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("accepted config fails Validate: %v", err)
+		}
+		out, err := c.JSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := ParseConfig(out)
+		if err != nil {
+			t.Fatalf("re-parsing %s: %v", out, err)
+		}
+		if len(c.Architectures) == 0 {
+			c.Architectures = []string{"Qwen2ForCausalLM"}
+		}
+		c.Extra, back.Extra = nil, nil
+		if !reflect.DeepEqual(c, back) {
+			t.Fatalf("round trip changed the config:\n%+v\n%+v", c, back)
+		}
+	})
+}
