@@ -112,9 +112,13 @@ const (
 	kArch      = "architectures"
 )
 
-// LoadConfig reads and validates an HF Qwen2 config.json. Errors are *ConfigError naming path
-// and the field at fault, or the os error for an unreadable file.
+// LoadConfig reads and validates an HF Qwen2 config.json; path may also be a model directory
+// holding one. Errors are *ConfigError naming the file and the field at fault, or the os error
+// for an unreadable file.
 func LoadConfig(path string) (Config, error) {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		path = filepath.Join(path, "config.json")
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("model config: %w", err)

@@ -406,6 +406,9 @@ func TestSaveLoad(t *testing.T) {
 	if err := SaveConfig(filepath.Join(dir, "other.json"), c); err != nil {
 		t.Error(err)
 	}
+	if fromDir, err := LoadConfig(dir); err != nil || fromDir.VocabSize != c.VocabSize {
+		t.Errorf("LoadConfig of the directory: %v", err)
+	}
 }
 
 func TestLoadConfigErrors(t *testing.T) {
