@@ -1,0 +1,144 @@
+package rollout_test
+
+import (
+	"context"
+	"math"
+	"strings"
+	"testing"
+
+	"cir/engine"
+	"cir/engine/cpu"
+	"cir/model"
+	"cir/tokenizer"
+	"cir/train/rollout"
+)
+
+// decoder adapts model.Decoder to rollout.Policy and, to make a random model call the
+// interpreter, replaces the samples number start.. of each slot's sequence by the bytes of
+// a code block (those carry a NaN log-prob: the model did not sample them).
+type decoder struct {
+	d      *model.Decoder
+	start  int
+	script []int32
+	count  []int // decode samples returned for the slot's current sequence
+	last   []int // last position fed in each slot
+}
+
+func (p *decoder) Slots() int                 { return p.d.Slots() }
+func (p *decoder) MaxLen() int                { return p.d.MaxLen() }
+func (p *decoder) Budget() int                { return p.d.Budget() }
+func (p *decoder) Fork(dst, src, n int) error { return p.d.Fork(dst, src, n) }
+
+func (p *decoder) Step(feeds []rollout.Feed, sp engine.SampleParams) ([]rollout.Sample, error) {
+	mf := make([]model.Feed, len(feeds))
+	for i, f := range feeds {
+		mf[i] = model.Feed(f)
+		if f.Pos <= p.last[f.Slot] {
+			p.count[f.Slot] = 0 // a new sequence in the slot
+		}
+		p.last[f.Slot] = f.Pos + len(f.Tokens) - 1
+	}
+	s, err := p.d.Step(mf, sp)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]rollout.Sample, len(s))
+	for i, x := range s {
+		out[i] = rollout.Sample(x)
+		if f := feeds[i]; len(f.Tokens) == 1 {
+			// Decode steps: the sample is used.
+			k := p.count[f.Slot] - p.start
+			if k >= 0 && k < len(p.script) {
+				out[i] = rollout.Sample{Token: p.script[k], LogP: float32(math.NaN())}
+			}
+			p.count[f.Slot]++
+		}
+	}
+	return out, nil
+}
+
+// TestWithModel runs the scheduler on the real decoder of a small random model on the CPU:
+// the log-prob the sampler gave each policy token must equal the full forward pass's
+// log-prob of that token in the finished trajectory (tool tokens and forks included), to
+// 1e-4.
+func TestWithModel(t *testing.T) {
+	cfg, err := model.ParseConfig([]byte(`{"vocab_size": 259, "hidden_size": 64, "intermediate_size": 128,
+		"num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+		"max_position_embeddings": 1024, "rope_theta": 10000}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := cpu.New(2)
+	defer b.Close()
+	m, err := model.New(cfg, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	m.Init(3, 0.3)
+	dec, err := m.NewDecoder(4, 600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	tok := tokenizer.NewByte()
+	p := &decoder{d: dec, start: 0, script: tok.EncodePlain("\n```python\nprint(6*7)\n```"), count: make([]int, 4), last: make([]int, 4)}
+	ex := rollout.ExecFunc(func(_ context.Context, code string, _ int) rollout.ExecResult {
+		return rollout.ExecResult{Output: "42 from " + strings.TrimSpace(code), Kind: rollout.KindOK}
+	})
+	prompts := [][]int32{
+		tok.Encode(tokenizer.ChatTemplate([]tokenizer.Message{{Role: "user", Content: rollout.UserMessage("What is 6*7?")}}, true)),
+		tok.EncodePlain("short prompt"),
+	}
+	e := &rollout.Engine{Policy: p, Tok: tok, Exec: ex, Config: rollout.Config{
+		Sample: engine.SampleParams{Temperature: 1, TopP: 0.95, TopK: 50},
+		N:      3, EOS: tok.EOS(), MaxNew: 80, MaxCalls: 1, Seed: 1, StepTokens: 64,
+	}}
+	trs, st, err := e.Run(context.Background(), prompts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Forks == 0 || st.Calls != len(trs) {
+		t.Fatalf("stats %+v: want forks and one call per trajectory", st)
+	}
+	var seqs [][]int32
+	for _, tr := range trs {
+		seqs = append(seqs, tr.Tokens)
+	}
+	ref, _, err := m.Forward(seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked, worst := 0, 0.0
+	for k, tr := range trs {
+		if len(tr.Calls) != 1 || !strings.Contains(tr.Text, "```output\n42 from print(6*7)\n```") {
+			t.Fatalf("trajectory %d: calls %+v, text %q", k, tr.Calls, tr.Text)
+		}
+		for i, lp := range tr.LogProbs {
+			if math.IsNaN(float64(lp)) {
+				continue
+			}
+			want := ref[k][tr.PromptLen+i-1]
+			d := math.Abs(float64(lp - want))
+			worst = max(worst, d)
+			if d > 1e-4 {
+				t.Errorf("trajectory %d token %d (%s): sampler log-prob %v, forward %v: abs err %.2g",
+					k, tr.PromptLen+i, tr.Roles[tr.PromptLen+i], lp, want, d)
+			}
+			checked++
+		}
+	}
+	after := 0
+	for _, tr := range trs {
+		c := tr.Calls[0]
+		for i := c.At + c.Len; i < len(tr.Tokens); i++ {
+			if tr.Roles[i] == rollout.RolePolicy && !math.IsNaN(float64(tr.LogProbs[i-tr.PromptLen])) {
+				after++
+			}
+		}
+	}
+	if after == 0 {
+		t.Error("no policy token after a tool output was checked")
+	}
+	t.Logf("%d log-probs checked (%d after tool output), max abs err %.2g", checked, after, worst)
+}
