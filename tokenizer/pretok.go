@@ -54,18 +54,20 @@ func runeAt(s string, i int) (rune, int, uint8) {
 	return r, w, classOf(r)
 }
 
-// runOf returns the end of the run of characters from i whose classes satisfy keep.
-func runOf(s string, i int, keep func(uint8) bool) int {
+// runOf returns the end of the run of characters from i that have some class of want (any
+// class when want is 0) and no class of reject.
+func runOf(s string, i int, want, reject uint8) int {
 	for i < len(s) {
-		var w int
-		var c uint8
 		if b := s[i]; b < utf8.RuneSelf {
-			w, c = 1, asciiClass[b]
-		} else {
-			_, w, c = runeAt(s, i)
+			if c := asciiClass[b]; c&reject != 0 || (want != 0 && c&want == 0) {
+				return i
+			}
+			i++
+			continue
 		}
-		if !keep(c) {
-			break
+		r, w := utf8.DecodeRuneInString(s[i:])
+		if c := classOf(r); c&reject != 0 || (want != 0 && c&want == 0) {
+			return i
 		}
 		i += w
 	}
@@ -73,8 +75,6 @@ func runOf(s string, i int, keep func(uint8) bool) int {
 }
 
 func isLetter(c uint8) bool { return c&clsL != 0 }
-func isOther(c uint8) bool  { return c&(clsL|clsN|clsS) == 0 }
-func isCRLF(c uint8) bool   { return c&clsCRLF != 0 }
 
 // contraction returns the length of a match of (?i:s|t|re|ve|m|ll|d) at s[i:], or 0. Under
 // Unicode case folding 's' also matches U+017F (ſ).
@@ -118,11 +118,11 @@ func matchQwen(s string, i int) int {
 	}
 	// [^\r\n\p{L}\p{N}]?\p{L}+
 	if isLetter(c) {
-		return runOf(s, i+w, isLetter) - i
+		return runOf(s, i+w, clsL, 0) - i
 	}
 	if c&(clsN|clsCRLF) == 0 && i+w < len(s) {
 		if _, w2, c2 := runeAt(s, i+w); isLetter(c2) {
-			return runOf(s, i+w+w2, isLetter) - i
+			return runOf(s, i+w+w2, clsL, 0) - i
 		}
 	}
 	// \p{N}
@@ -134,8 +134,8 @@ func matchQwen(s string, i int) int {
 	if r == ' ' {
 		j++
 	}
-	if e := runOf(s, j, isOther); e > j {
-		return runOf(s, e, isCRLF) - i
+	if e := runOf(s, j, 0, clsL|clsN|clsS); e > j {
+		return runOf(s, e, clsCRLF, 0) - i
 	}
 	// Here s[i] is white space. \s*[\r\n]+ ends after the run's last line break.
 	e, nl := i, -1
