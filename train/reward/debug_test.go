@@ -1,0 +1,24 @@
+package reward
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestDebugPairs(t *testing.T) {
+	data := os.Getenv("PAIRS")
+	if data == "" {
+		t.Skip()
+	}
+	for _, l := range strings.Split(data, "\n") {
+		f := strings.Split(l, " ||| ")
+		if len(f) != 2 {
+			continue
+		}
+		pn, gn := normalize(f[0]), normalize(f[1])
+		p, e1 := parseAnswer(pn)
+		g, e2 := parseAnswer(gn)
+		t.Logf("%q vs %q => %v | %q %v %v | %q %v %v", f[0], f[1], Equivalent(f[0], f[1]), pn, treeString(p), e1, gn, treeString(g), e2)
+	}
+}

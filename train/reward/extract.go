@@ -1,0 +1,218 @@
+package reward
+
+import (
+	"strings"
+)
+
+// lastBoxed finds the last \boxed{...} or \fbox{...} (or "\boxed 5") in s and returns its
+// content and the span [start, end) of the whole command. Unbalanced boxes are skipped.
+func lastBoxed(s string) (inner string, start, end int, ok bool) {
+	off := len(s)
+	for off > 0 {
+		i := strings.LastIndex(s[:off], `\boxed`)
+		j := strings.LastIndex(s[:off], `\fbox`)
+		name := len(`\boxed`)
+		if j > i {
+			i, name = j, len(`\fbox`)
+		}
+		if i < 0 {
+			return "", 0, 0, false
+		}
+		off = i
+		k := i + name
+		if k < len(s) && s[k] == '{' {
+			e := matchBrace(s, k)
+			if e < 0 {
+				continue
+			}
+			return s[k+1 : e], i, e + 1, true
+		}
+		if k < len(s) && s[k] == ' ' { // \boxed 5: up to the next space or $
+			m := k + 1
+			for m < len(s) && s[m] == ' ' {
+				m++
+			}
+			e := m
+			for e < len(s) && s[e] != ' ' && s[e] != '$' && s[e] != '\n' && !(s[e] == '\\' && e+1 < len(s) && s[e+1] == ']') {
+				e++
+			}
+			if e > m {
+				return s[m:e], i, e, true
+			}
+		}
+	}
+	return "", 0, 0, false
+}
+
+// isBoxGap reports whether the text between two boxes only joins them ("," "and" "$").
+func isBoxGap(g string) bool {
+	r := strings.NewReplacer(",", " ", ";", " ", "$", " ", `\quad`, " ", `\qquad`, " ", `\text{and}`, " ",
+		`\text{ and }`, " ", `\(`, " ", `\)`, " ", `\[`, " ", `\]`, " ", `\,`, " ", "~", " ")
+	for _, w := range strings.Fields(r.Replace(g)) {
+		if w != "and" && w != "or" {
+			return false
+		}
+	}
+	return len(g) < 40
+}
+
+// maxBoxes caps how many adjacent boxes are joined into one set answer.
+const maxBoxes = 200
+
+// Extract returns the final answer of a model completion: the last balanced \boxed{...} or
+// \fbox{...} (several boxes next to each other, joined by commas or "and", form one set
+// answer "a, b"); else the text after the last "final answer is" or "Answer:"; else, from the
+// last line of prose outside code blocks, its last math span ($...$, \(...\), \[...\]) or
+// its last number. It returns ok=false when there is no answer or the answer is empty.
+// It never panics.
+func Extract(completion string) (answer string, ok bool) {
+	s := completion
+	if inner, start, end, found := lastBoxed(s); found {
+		parts := []string{inner}
+		for len(parts) < maxBoxes {
+			in2, s2, e2, ok2 := lastBoxed(s[:start])
+			if !ok2 || !isBoxGap(s[e2:start]) {
+				break
+			}
+			parts = append(parts, in2)
+			start = s2
+		}
+		_ = end
+		for i, j := 0, len(parts)-1; i < j; i, j = i+1, j-1 {
+			parts[i], parts[j] = parts[j], parts[i]
+		}
+		for i := range parts {
+			parts[i] = strings.TrimSpace(parts[i])
+			if parts[i] == "" {
+				return "", false
+			}
+		}
+		return strings.Join(parts, ", "), true
+	}
+	s = stripCode(s)
+	low := strings.ToLower(s)
+	for _, key := range []string{"final answer is", "answer is:", "answer:", "answer is"} {
+		i := strings.LastIndex(low, key)
+		if i < 0 {
+			continue
+		}
+		a := s[i+len(key):]
+		if nl := strings.IndexByte(a, '\n'); nl >= 0 && strings.TrimSpace(a[:nl]) != "" {
+			a = a[:nl]
+		}
+		a = strings.TrimSpace(a)
+		a = strings.TrimLeft(a, ": ")
+		if m, ok := lastMath(a); ok {
+			return m, true
+		}
+		a = strings.TrimSuffix(strings.TrimSpace(a), ".")
+		if a = strings.TrimSpace(a); a != "" && len(a) <= 200 {
+			return a, true
+		}
+	}
+	// The last line of prose: its last math span, else its last number.
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	last := strings.TrimSpace(lines[len(lines)-1])
+	if m, ok := lastMath(last); ok {
+		return m, true
+	}
+	if n, ok := lastNumber(last); ok {
+		return n, true
+	}
+	return "", false
+}
+
+// stripCode removes fenced code blocks (and an unterminated last one) from s.
+func stripCode(s string) string {
+	if !strings.Contains(s, "```") {
+		return s
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "```")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i])
+		j := strings.Index(s[i+3:], "```")
+		if j < 0 {
+			return b.String()
+		}
+		s = s[i+3+j+3:]
+	}
+}
+
+// lastMath returns the content of the last non-empty math span in s.
+func lastMath(s string) (string, bool) {
+	best, bestEnd := "", -1
+	for _, d := range [][2]string{{`\[`, `\]`}, {`\(`, `\)`}, {"$$", "$$"}} {
+		if e := strings.LastIndex(s, d[1]); e > bestEnd {
+			if b := strings.LastIndex(s[:e], d[0]); b >= 0 && e > b+len(d[0]) {
+				if in := strings.TrimSpace(s[b+len(d[0]) : e]); in != "" {
+					best, bestEnd = in, e
+				}
+			}
+		}
+	}
+	// Single dollars: pair them from the left so "$a$ and $b$" gives b.
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' || (i > 0 && s[i-1] == '\\') {
+			continue
+		}
+		if i+1 < len(s) && s[i+1] == '$' {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(s) && !(s[j] == '$' && s[j-1] != '\\') {
+			j++
+		}
+		if j >= len(s) {
+			break
+		}
+		if j > bestEnd {
+			if in := strings.TrimSpace(s[i+1 : j]); in != "" {
+				best, bestEnd = in, j
+			}
+		}
+		i = j
+	}
+	if bestEnd < 0 {
+		return "", false
+	}
+	// "x = 5" inside the span: keep it; Equivalent unwraps a variable on the left.
+	return best, true
+}
+
+// lastNumber returns the last number in s (sign, digits, decimal point, fraction bar).
+func lastNumber(s string) (string, bool) {
+	end := -1
+	for i := len(s) - 1; i >= 0; i-- {
+		if isDigit(s[i]) {
+			end = i + 1
+			break
+		}
+	}
+	if end < 0 {
+		return "", false
+	}
+	start := end
+	for start > 0 {
+		c := s[start-1]
+		if isDigit(c) || c == '.' || c == '/' || c == ',' && start >= 2 && isDigit(s[start-2]) && start+3 <= end && isDigit(s[start]) &&
+			isDigit(s[start+1]) && isDigit(s[start+2]) && (start+3 == end || s[start+3] == ',') {
+			start--
+			continue
+		}
+		break
+	}
+	if start > 0 && s[start-1] == '-' {
+		start--
+	}
+	n := strings.Trim(s[start:end], "./,")
+	if n == "" || n == "-" {
+		return "", false
+	}
+	return n, true
+}
