@@ -128,9 +128,7 @@ func (b *Backend) Attention(out, lse, qkv engine.Tensor, seqs engine.Seqs, h eng
 	defer b.mu.Unlock()
 	b.growScratch(1, qBlock*maxL)
 	b.tAttn = attnTask{b, o, l, x, seqs.Starts, h, W, float32(1 / math.Sqrt(float64(h.D)))}
-	if b.threads > 1 {
-		setBLASThreads(1)
-	}
+	setBLASThreads(1)
 	b.pool.dynamic(&b.tAttn, (len(seqs.Starts)-1)*h.Q)
 }
 
@@ -226,9 +224,7 @@ func (b *Backend) AttentionBackward(dqkv, dout, out, lse, qkv engine.Tensor, seq
 	defer b.mu.Unlock()
 	b.growScratch(2, qBlock*maxL)
 	b.tAttnB = attnBackTask{b, dx, dy, o, l, x, seqs.Starts, h, W, float32(1 / math.Sqrt(float64(h.D)))}
-	if b.threads > 1 {
-		setBLASThreads(1)
-	}
+	setBLASThreads(1)
 	b.pool.dynamic(&b.tAttnB, (len(seqs.Starts)-1)*h.KV)
 }
 

@@ -111,11 +111,19 @@ func TestNoAllocs(t *testing.T) {
 // BenchmarkOps times every op at the shapes of the 20M Qwen2 training step (B=4, T=128,
 // hidden 512, intermediate 1408, vocab 8192) on 1 and 2 threads.
 func BenchmarkOps(b *testing.B) {
-	for _, threads := range []int{1, 2} {
-		be := New(threads)
+	for _, mode := range []struct {
+		threads int
+		blas    bool
+	}{{1, false}, {2, false}, {2, true}} {
+		be := New(mode.threads)
+		be.blasThreads = mode.blas
 		defer be.Close()
 		for _, op := range modelOps(be, 4, 128, 512, 1408, 8192) {
-			b.Run(fmt.Sprintf("%s/threads=%d", op.name, threads), func(b *testing.B) {
+			name := fmt.Sprintf("%s/threads=%d", op.name, mode.threads)
+			if mode.blas {
+				name += ",blasThreads"
+			}
+			b.Run(name, func(b *testing.B) {
 				op.f()
 				for b.Loop() {
 					op.f()

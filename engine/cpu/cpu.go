@@ -24,6 +24,9 @@ import (
 type Backend struct {
 	threads int
 	pool    *pool
+	// blasThreads runs the large GEMMs on OpenBLAS's own threads (set to threads) instead of
+	// splitting them over the workers.
+	blasThreads bool
 
 	mu     sync.Mutex // serialises ops: the tasks below are shared state
 	memMu  sync.Mutex
@@ -56,6 +59,8 @@ type Backend struct {
 	tCEB     ceBackTask
 	tSample  sampleTask
 	tAdamW   adamWTask
+	tGemm    gemmTask
+	tGemmB   gemmBlocks
 	partials []float64
 	bufs     [][][]float32 // per-worker scratch, grown on demand
 	ibufs    [][]int32     // per-worker index scratch (Sample)

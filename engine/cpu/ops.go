@@ -270,8 +270,7 @@ func (b *Backend) Matmul(out, in, w, bias engine.Tensor) {
 		}
 		return
 	}
-	setBLASThreads(b.threads)
-	sgemm(false, true, N, OC, C, 1, &x[0], C, &wt[0], C, beta, &o[0], OC)
+	b.gemm(false, true, N, OC, C, 1, x, C, wt, C, beta, o, OC)
 }
 
 // MatmulBackward: din (N,C) = dout·w (skipped when din is absent), dw (OC,C) += doutᵀ·in,
@@ -299,11 +298,10 @@ func (b *Backend) MatmulBackward(din, dw, dbias, dout, in, w engine.Tensor) {
 		clear(dx)
 		return
 	}
-	setBLASThreads(b.threads)
 	if dx != nil {
-		sgemm(false, false, N, C, OC, 1, &dy[0], OC, &wt[0], C, 0, &dx[0], C)
+		b.gemm(false, false, N, C, OC, 1, dy, OC, wt, C, 0, dx, C)
 	}
-	sgemm(true, false, OC, C, N, 1, &dy[0], OC, &x[0], C, 1, &dwt[0], C)
+	b.gemm(true, false, OC, C, N, 1, dy, OC, x, C, 1, dwt, C)
 	if db != nil {
 		b.tBiasB = biasBackTask{db, dy, N, OC}
 		b.pool.static(&b.tBiasB, OC, N)
