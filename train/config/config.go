@@ -161,9 +161,12 @@ func Default() Config {
 var ErrUnknownKey = errors.New("unknown configuration key")
 
 // Load returns the defaults, overlaid with the YAML file at path (none when path is empty),
-// then with overrides ("key=value"), validated. Errors name the file and the key.
+// then with overrides ("key=value"), validated. Errors name the file and the key. With
+// rl.estimator dr_grpo and no rl.loss_agg given, the aggregation is seq-mean-token-sum-norm
+// (Dr. GRPO's constant normaliser, rollout.max_response).
 func Load(path string, overrides []string) (Config, error) {
 	c := Default()
+	aggSet := false
 	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -172,9 +175,18 @@ func Load(path string, overrides []string) (Config, error) {
 		if err := c.Decode(b); err != nil {
 			return c, fmt.Errorf("config %s: %w", path, err)
 		}
+		aggSet = hasKey(b, "rl", "loss_agg")
 	}
 	if err := c.Apply(overrides); err != nil {
 		return c, err
+	}
+	for _, o := range overrides {
+		if k, _, _ := strings.Cut(o, "="); strings.TrimSpace(k) == "rl.loss_agg" {
+			aggSet = true
+		}
+	}
+	if c.RL.Estimator == string(rl.DrGRPO) && !aggSet {
+		c.RL.LossAgg = string(rl.AggSeqMeanTokenSumNorm)
 	}
 	if err := c.Validate(); err != nil {
 		if path != "" {
@@ -183,6 +195,26 @@ func Load(path string, overrides []string) (Config, error) {
 		return c, err
 	}
 	return c, nil
+}
+
+// hasKey reports whether the YAML document b sets section.key.
+func hasKey(b []byte, section, key string) bool {
+	var doc yaml.Node
+	if yaml.Unmarshal(b, &doc) != nil || len(doc.Content) == 0 {
+		return false
+	}
+	find := func(n *yaml.Node, k string) *yaml.Node {
+		if n == nil || n.Kind != yaml.MappingNode {
+			return nil
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == k {
+				return n.Content[i+1]
+			}
+		}
+		return nil
+	}
+	return find(find(doc.Content[0], section), key) != nil
 }
 
 // Decode overlays the YAML document b on c. Keys missing from b keep their values; a key c

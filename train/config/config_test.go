@@ -225,3 +225,25 @@ func TestFileIntTruncation(t *testing.T) {
 		t.Fatalf("n: 2.5 accepted or error not naming the key: %v", err)
 	}
 }
+
+func TestDrGRPOAggregation(t *testing.T) {
+	for _, tc := range []struct {
+		file      string
+		overrides []string
+		want      string
+	}{
+		{"data: {toy: {enabled: true}}\nrl: {estimator: dr_grpo}\n", nil, "seq-mean-token-sum-norm"},
+		{"data: {toy: {enabled: true}}\n", []string{"rl.estimator=dr_grpo"}, "seq-mean-token-sum-norm"},
+		{"data: {toy: {enabled: true}}\nrl: {estimator: dr_grpo, loss_agg: token-mean}\n", nil, "token-mean"},
+		{"data: {toy: {enabled: true}}\n", []string{"rl.estimator=dr_grpo", "rl.loss_agg=seq-mean-token-mean"}, "seq-mean-token-mean"},
+		{"data: {toy: {enabled: true}}\nrl: {estimator: grpo}\n", nil, "token-mean"},
+	} {
+		c, err := Load(write(t, "run.yaml", tc.file), tc.overrides)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.RL.LossAgg != tc.want {
+			t.Errorf("%q %v: loss_agg = %s, want %s", tc.file, tc.overrides, c.RL.LossAgg, tc.want)
+		}
+	}
+}
