@@ -212,10 +212,8 @@ func ParseJSON(name string, data []byte) (*BPE, error) {
 		if !ok1 || !ok2 || !ok3 {
 			return nil, bad(field, "merge %q + %q uses a token missing from model.vocab", p[0], p[1])
 		}
-		key := uint64(uint32(a))<<32 | uint64(uint32(b))
-		if _, dup := t.merges[key]; !dup { // the first (lowest) rank wins
-			t.merges[key] = merge{rank: uint32(r), id: c}
-		}
+		// A repeated pair takes its last rank, as in Hugging Face's merge map.
+		t.merges[uint64(uint32(a))<<32|uint64(uint32(b))] = merge{rank: uint32(r), id: c}
 	}
 	return t, nil
 }

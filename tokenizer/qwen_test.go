@@ -325,3 +325,31 @@ func countID(ids []int32, id int32) int {
 	}
 	return n
 }
+
+// FuzzQwenRoundTrip: any input encodes without panic; valid UTF-8 decodes back to its NFC
+// form and ill-formed input to valid UTF-8; the stream decoder agrees with Decode.
+func FuzzQwenRoundTrip(f *testing.F) {
+	for _, s := range []string{"Hello world", "a\xffb", "\xe2\x82", "x<|im_end|>\u0301", "  \n\t 'LL", "数学😀"} {
+		f.Add(s)
+	}
+	tk := qwen(f)
+	f.Fuzz(func(t *testing.T, s string) {
+		ids := tk.Encode(s)
+		got := tk.Decode(ids)
+		if utf8.ValidString(s) {
+			if want := norm.NFC.String(s); got != want {
+				t.Fatalf("Decode(Encode(%q)) = %q, want %q", s, got, want)
+			}
+		} else if !utf8.ValidString(got) {
+			t.Fatalf("Decode(Encode(%q)) = %q is not valid UTF-8", s, got)
+		}
+		sd := NewStreamDecoder(tk)
+		var b strings.Builder
+		for _, id := range ids {
+			b.WriteString(sd.Add(id))
+		}
+		if b.WriteString(sd.Flush()); b.String() != got {
+			t.Fatalf("stream %q != Decode %q", b.String(), got)
+		}
+	})
+}
