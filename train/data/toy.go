@@ -39,6 +39,17 @@ var Composed = []Kind{Mul3, MulDigSum, MulPowMod}
 // AllKinds lists every kind, basic first.
 var AllKinds = append(append([]Kind{}, Basic...), Composed...)
 
+// Basic reports whether the warm-up should demonstrate kind k (it is one of Basic); a warm-up
+// that also trains on the composed kinds' demonstrations leaves RL nothing to find.
+func (k Kind) Basic() bool {
+	for _, b := range Basic {
+		if k == b {
+			return true
+		}
+	}
+	return false
+}
+
 // ParseKinds maps names to kinds; no names means AllKinds. It returns an error naming an
 // unknown kind.
 func ParseKinds(names []string) ([]Kind, error) {

@@ -64,7 +64,7 @@ func TestToyProblems(t *testing.T) {
 	}
 	// Kinds restrict the set.
 	for _, p := range Problems(1, 10, Basic) {
-		if p.Kind != Mul && p.Kind != PowMod && p.Kind != DigitSum {
+		if p.Kind != Mul && p.Kind != PowMod && p.Kind != DigitSum || !p.Kind.Basic() {
 			t.Errorf("basic set has kind %s", p.Kind)
 		}
 		if p.Chain != nil {
@@ -72,6 +72,9 @@ func TestToyProblems(t *testing.T) {
 		}
 	}
 	for _, p := range Problems(1, 9, Composed) {
+		if p.Kind.Basic() {
+			t.Errorf("composed kind %s reports Basic", p.Kind)
+		}
 		if len(p.Chain) != 2 || p.Chain[1].Output != p.Answer {
 			t.Errorf("composed %s: chain %+v does not end at the answer %s", p.Kind, p.Chain, p.Answer)
 		}
