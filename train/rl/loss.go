@@ -16,9 +16,15 @@ type Agg string
 //	token-mean:              Σ_i Σ_t ℓ / N
 //	seq-mean-token-mean:     Σ_i (Σ_t ℓ / n_i) / B
 //	seq-mean-token-sum:      Σ_i (Σ_t ℓ) / B
-//	seq-mean-token-sum-norm: Σ_i (Σ_t ℓ) / L   (Dr. GRPO; L is the maximum response length)
+//	seq-mean-token-sum-norm: Σ_i (Σ_t ℓ) / (B·L)   (Dr. GRPO; L the maximum response length)
 //
 // Rows without a masked token (empty or fully masked responses) are not counted in B.
+//
+// On seq-mean-token-sum-norm: verl computes Σ_i Σ_t ℓ / L per micro-batch and then scales
+// each micro-batch by micro/mini batch size, so its effective objective is the Dr. GRPO
+// paper's (1/B)·Σ_i Σ_t ℓ / L times the micro-batch size, a factor that depends on how the
+// batch is split. This package uses the paper's split-independent form, which equals verl's
+// with one sequence a micro-batch, and equals token-mean when every response has L tokens.
 const (
 	AggTokenMean           Agg = "token-mean"
 	AggSeqMeanTokenMean    Agg = "seq-mean-token-mean"
@@ -89,7 +95,7 @@ func Weights(agg Agg, mask [][]bool, maxLen int) ([][]float32, error) {
 		case AggSeqMeanTokenSum:
 			v = 1 / float64(b)
 		case AggSeqMeanTokenSumNorm:
-			v = 1 / float64(maxLen)
+			v = 1 / (float64(b) * float64(maxLen))
 		}
 		for t, m := range row {
 			if m {

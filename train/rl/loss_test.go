@@ -57,7 +57,7 @@ func TestWeights(t *testing.T) {
 		{AggTokenMean, 0, []float64{1.0 / 3, 1.0 / 3, 0, 0}, 2},
 		{AggSeqMeanTokenMean, 0, []float64{1.0 / 4, 1.0 / 2, 0, 0}, 2.25},
 		{AggSeqMeanTokenSum, 0, []float64{1.0 / 2, 1.0 / 2, 0, 0}, 3},
-		{AggSeqMeanTokenSumNorm, 4, []float64{1.0 / 4, 1.0 / 4, 0, 0}, 1.5},
+		{AggSeqMeanTokenSumNorm, 4, []float64{1.0 / 8, 1.0 / 8, 0, 0}, 0.75},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.agg), func(t *testing.T) {
@@ -83,6 +83,17 @@ func TestWeights(t *testing.T) {
 	}
 	if _, err := Aggregate(loss, [][]float32{{1}}); err == nil {
 		t.Error("shape mismatch accepted")
+	}
+	// With every response at the maximum length, Dr. GRPO's normalisation is the token mean.
+	full := mask("1111", "1111", "1111")
+	wn, _ := Weights(AggSeqMeanTokenSumNorm, full, 4)
+	wt, _ := Weights(AggTokenMean, full, 0)
+	for i := range wn {
+		for j := range wn[i] {
+			if math.Abs(float64(wn[i][j]-wt[i][j])) > 1e-9 {
+				t.Fatalf("full-length batch: sum-norm weight %v, token-mean weight %v", wn[i][j], wt[i][j])
+			}
+		}
 	}
 	// A batch with no masked token at all has zero loss, not NaN.
 	w, _ := Weights(AggTokenMean, mask("00", ""), 0)
