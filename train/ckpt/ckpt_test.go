@@ -217,14 +217,27 @@ func TestCheckpointDirs(t *testing.T) {
 	if _, step, err := Latest(root); err != nil || step != 50 {
 		t.Errorf("without pointer: step %d, %v", step, err)
 	}
-	// A pointer naming a pruned directory is an error naming the pointer.
+	// A pointer naming a directory that is gone falls back to the highest step.
 	os.WriteFile(filepath.Join(root, LatestFile), []byte("step-000010\n"), 0o644)
-	if _, _, err := Latest(root); err == nil || !strings.Contains(err.Error(), LatestFile) {
-		t.Errorf("dangling pointer: err = %v", err)
+	if _, step, err := Latest(root); err != nil || step != 50 {
+		t.Errorf("dangling pointer: step %d, %v; want 50", step, err)
 	}
 	os.WriteFile(filepath.Join(root, LatestFile), []byte("../etc\n"), 0o644)
-	if _, _, err := Latest(root); !errors.Is(err, ErrCorrupt) {
+	if _, _, err := Latest(root); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), LatestFile) {
 		t.Errorf("malformed pointer: err = %v", err)
+	}
+	// Re-committing a step replaces it and leaves nothing aside.
+	tmp, _ := Begin(root, 50)
+	WriteFile(filepath.Join(tmp, StateFile), meta{Step: 5050}, nil)
+	if _, err := Commit(root, 50, tmp, 0); err != nil {
+		t.Fatal(err)
+	}
+	var m2 meta
+	if _, err := ReadFile(filepath.Join(StepDir(root, 50), StateFile), &m2, nil); err != nil || m2.Step != 5050 {
+		t.Errorf("re-committed step 50 holds step %d, %v", m2.Step, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(root, ".old-*")); len(left) != 0 {
+		t.Errorf("left aside: %v", left)
 	}
 	// Prune never removes the checkpoint the pointer names.
 	os.WriteFile(filepath.Join(root, LatestFile), []byte("step-000040\n"), 0o644)

@@ -69,7 +69,13 @@ func Commit(root string, step int, tmp string, keep int) (string, error) {
 		return "", err
 	}
 	dst := StepDir(root, step)
-	if err := os.RemoveAll(dst); err != nil {
+	// An older checkpoint of the same step is moved aside, not deleted, until the new one is
+	// in place.
+	old := filepath.Join(root, ".old-"+StepName(step))
+	if err := os.RemoveAll(old); err != nil {
+		return "", fmt.Errorf("ckpt: %w", err)
+	}
+	if err := os.Rename(dst, old); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("ckpt: %w", err)
 	}
 	if err := os.Rename(tmp, dst); err != nil {
@@ -77,6 +83,9 @@ func Commit(root string, step int, tmp string, keep int) (string, error) {
 	}
 	if err := syncDir(root); err != nil {
 		return "", err
+	}
+	if err := os.RemoveAll(old); err != nil {
+		return "", fmt.Errorf("ckpt: %w", err)
 	}
 	err = AtomicWrite(filepath.Join(root, LatestFile), func(w io.Writer) error {
 		_, err := io.WriteString(w, StepName(step)+"\n")
@@ -151,14 +160,13 @@ func Prune(root string, keep int) error {
 	return nil
 }
 
-// Latest returns the newest checkpoint under root and its step: the one LatestFile names,
-// or, if that file is missing, the highest step directory. It returns an error wrapping
-// ErrNoCheckpoint when there is none, and one naming the pointer file when it names a
-// missing or malformed directory.
+// Latest returns the newest checkpoint under root and its step: the one LatestFile names, or,
+// if that file is missing or names a directory that is gone (a crash between two renames),
+// the highest step directory (only complete checkpoints carry a step-NNNNNN name). It
+// returns an error wrapping ErrNoCheckpoint when there is none, and one wrapping ErrCorrupt
+// naming the pointer file when its content is not a step-NNNNNN name.
 func Latest(root string) (string, int, error) {
-	p := filepath.Join(root, LatestFile)
-	b, err := os.ReadFile(p)
-	if errors.Is(err, os.ErrNotExist) {
+	highest := func() (string, int, error) {
 		steps, err := Steps(root)
 		if err != nil {
 			return "", 0, err
@@ -168,6 +176,11 @@ func Latest(root string) (string, int, error) {
 		}
 		s := steps[len(steps)-1]
 		return StepDir(root, s), s, nil
+	}
+	p := filepath.Join(root, LatestFile)
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return highest()
 	}
 	if err != nil {
 		return "", 0, fmt.Errorf("ckpt: %w", err)
@@ -180,7 +193,7 @@ func Latest(root string) (string, int, error) {
 	step, _ := strconv.Atoi(m[1])
 	d := filepath.Join(root, name)
 	if st, err := os.Stat(d); err != nil || !st.IsDir() {
-		return "", 0, fmt.Errorf("ckpt: %s names %s, which is not a directory: %w", p, name, ErrNoCheckpoint)
+		return highest()
 	}
 	return d, step, nil
 }
