@@ -168,9 +168,58 @@ func (t *BPE) appendWord(w string, out []int32) []int32 {
 		return append(out, e.ids...)
 	}
 	n := len(out)
-	out = t.bpe(w, out)
+	out = t.bpeSmall(w, out)
 	slot.Store(&cacheEntry{word: strings.Clone(w), ids: slices.Clone(out[n:])})
 	return out
+}
+
+// noMerge marks a pair without a merge.
+var noMerge = merge{rank: ^uint32(0)}
+
+// pairMerge returns the merge of the pair (a, b), or noMerge.
+func (t *BPE) pairMerge(a, b int32) merge {
+	if m, ok := t.merges[uint64(uint32(a))<<32|uint64(uint32(b))]; ok {
+		return m
+	}
+	return noMerge
+}
+
+// bpeSmall is bpe for words of at most maxCachedLen bytes, without allocating: it keeps the
+// merge of each adjacent pair in an array and applies the lowest-ranked (leftmost on ties)
+// until none is left, which is the order of bpe's heap.
+func (t *BPE) bpeSmall(w string, out []int32) []int32 {
+	var idBuf [maxCachedLen]int32
+	var pairBuf [maxCachedLen]merge
+	n := len(w)
+	ids, pairs := idBuf[:n], pairBuf[:n]
+	for i := 0; i < n; i++ {
+		ids[i] = t.byteID[w[i]]
+	}
+	for i := 0; i+1 < n; i++ {
+		pairs[i] = t.pairMerge(ids[i], ids[i+1])
+	}
+	for n > 1 {
+		best := -1
+		for i := 0; i+1 < n; i++ {
+			if pairs[i].rank != noMerge.rank && (best < 0 || pairs[i].rank < pairs[best].rank) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		ids[best] = pairs[best].id
+		copy(ids[best+1:n], ids[best+2:n])
+		copy(pairs[best:n-1], pairs[best+1:n-1])
+		n--
+		if best+1 < n {
+			pairs[best] = t.pairMerge(ids[best], ids[best+1])
+		}
+		if best > 0 {
+			pairs[best-1] = t.pairMerge(ids[best-1], ids[best])
+		}
+	}
+	return append(out, ids[:n]...)
 }
 
 // symbol is a node of the doubly linked list of a word's current tokens.

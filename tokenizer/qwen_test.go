@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -352,4 +353,34 @@ func FuzzQwenRoundTrip(f *testing.F) {
 			t.Fatalf("stream %q != Decode %q", b.String(), got)
 		}
 	})
+}
+
+// TestBPESmallMatchesHeap compares the array merge loop of short words with the heap merge
+// loop (Hugging Face's algorithm) on every word of the corpus and on random short words.
+func TestBPESmallMatchesHeap(t *testing.T) {
+	tk := qwen(t)
+	words := map[string]bool{}
+	for _, s := range corpus(t) {
+		for _, w := range splitQwen(norm.NFC.String(s)) {
+			if len(w) <= maxCachedLen {
+				words[w] = true
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	alphabet := []byte("aaabbeeinrst  \n0123'Z\xe6\x95\xb0\xff")
+	for range 5000 {
+		b := make([]byte, 1+rng.IntN(maxCachedLen))
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		words[string(b)] = true
+	}
+	for w := range words {
+		small, heap := tk.bpeSmall(w, nil), tk.bpe(w, nil)
+		if !slices.Equal(small, heap) {
+			t.Fatalf("word %q: bpeSmall %v, bpe %v", w, small, heap)
+		}
+	}
+	t.Logf("%d words", len(words))
 }
