@@ -18,12 +18,12 @@ var (
 
 // Caps that bound the work of one check.
 const (
-	maxRatBits  = 1 << 16 // bits of an exact numerator or denominator
-	maxFact     = 3000    // largest n for an exact n!
-	maxPowExp   = 1 << 40 // largest |n| for a numeric z^n by squaring
-	numPrec     = 192     // bits of mantissa of numeric evaluation
-	maxBinExp   = 1 << 28 // largest binary exponent of a numeric value
-	budgetCheck = 64      // steps between deadline checks
+	maxRatBits  = 1 << 16   // bits of an exact numerator or denominator
+	maxFact     = 3000      // largest n for an exact n!
+	maxPowExp   = 1 << 40   // largest |n| for a numeric z^n by squaring
+	numPrec     = 192       // bits of mantissa of numeric evaluation
+	maxBinExp   = 1<<31 - 2 // largest binary exponent of a numeric value (big.Float's range)
+	budgetCheck = 64        // steps between deadline checks
 )
 
 // budget bounds one check by a deadline, checked every budgetCheck steps.
@@ -196,7 +196,7 @@ func exactFunc(n *node, b *budget) (gq, error) {
 	case "binom":
 		if len(args) == 2 && args[0].real() && args[1].real() && args[0].re.IsInt() && args[1].re.IsInt() {
 			nn, k := args[0].re.Num(), args[1].re.Num()
-			if !nn.IsInt64() || !k.IsInt64() || nn.Int64() > 100000 {
+			if !nn.IsInt64() || !k.IsInt64() || nn.Int64() > maxFact {
 				return gq{}, errTooBig
 			}
 			if nn.Sign() >= 0 && k.Sign() >= 0 && k.Cmp(nn) <= 0 {
@@ -415,20 +415,42 @@ func (z cnum) ok() bool { return finite(z.re) && finite(z.im) }
 
 func (z cnum) isZero() bool { return z.re.Sign() == 0 && z.im.Sign() == 0 }
 
+// addF returns a + b, or a − b when sub. Operands whose exponents lie far apart are not
+// aligned (math/big would allocate a mantissa as long as the gap): the smaller one is below
+// the precision and is dropped.
+func addF(a, b *big.Float, sub bool) *big.Float {
+	if a.Sign() != 0 && b.Sign() != 0 && !a.IsInf() && !b.IsInf() {
+		ea, eb := a.MantExp(nil), b.MantExp(nil)
+		switch {
+		case ea-eb > numPrec+8:
+			return newF().Set(a)
+		case eb-ea > numPrec+8:
+			if sub {
+				return newF().Neg(b)
+			}
+			return newF().Set(b)
+		}
+	}
+	if sub {
+		return newF().Sub(a, b)
+	}
+	return newF().Add(a, b)
+}
+
 func cAdd(a, b cnum) cnum {
-	return cnum{newF().Add(a.re, b.re), newF().Add(a.im, b.im)}
+	return cnum{addF(a.re, b.re, false), addF(a.im, b.im, false)}
 }
 
 func cSub(a, b cnum) cnum {
-	return cnum{newF().Sub(a.re, b.re), newF().Sub(a.im, b.im)}
+	return cnum{addF(a.re, b.re, true), addF(a.im, b.im, true)}
 }
 
 func cMul(a, b cnum) cnum {
 	if a.im.Sign() == 0 && b.im.Sign() == 0 {
 		return cReal(newF().Mul(a.re, b.re))
 	}
-	re := newF().Sub(newF().Mul(a.re, b.re), newF().Mul(a.im, b.im))
-	im := newF().Add(newF().Mul(a.re, b.im), newF().Mul(a.im, b.re))
+	re := addF(newF().Mul(a.re, b.re), newF().Mul(a.im, b.im), true)
+	im := addF(newF().Mul(a.re, b.im), newF().Mul(a.im, b.re), false)
 	return cnum{re, im}
 }
 
@@ -439,9 +461,9 @@ func cDiv(a, b cnum) (cnum, error) {
 	if b.im.Sign() == 0 {
 		return cnum{newF().Quo(a.re, b.re), newF().Quo(a.im, b.re)}, nil
 	}
-	d := newF().Add(newF().Mul(b.re, b.re), newF().Mul(b.im, b.im))
-	re := newF().Add(newF().Mul(a.re, b.re), newF().Mul(a.im, b.im))
-	im := newF().Sub(newF().Mul(a.im, b.re), newF().Mul(a.re, b.im))
+	d := addF(newF().Mul(b.re, b.re), newF().Mul(b.im, b.im), false)
+	re := addF(newF().Mul(a.re, b.re), newF().Mul(a.im, b.im), false)
+	im := addF(newF().Mul(a.im, b.re), newF().Mul(a.re, b.im), true)
 	return cnum{newF().Quo(re, d), newF().Quo(im, d)}, nil
 }
 
@@ -449,7 +471,7 @@ func cAbs(a cnum) *big.Float {
 	if a.im.Sign() == 0 {
 		return newF().Abs(a.re)
 	}
-	return newF().Sqrt(newF().Add(newF().Mul(a.re, a.re), newF().Mul(a.im, a.im)))
+	return newF().Sqrt(addF(newF().Mul(a.re, a.re), newF().Mul(a.im, a.im), false))
 }
 
 func cSqrt(a cnum) cnum {
@@ -461,8 +483,8 @@ func cSqrt(a cnum) cnum {
 	}
 	r := cAbs(a)
 	two := newF().SetInt64(2)
-	re := newF().Sqrt(newF().Quo(newF().Add(r, a.re), two))
-	im := newF().Sqrt(newF().Quo(newF().Sub(r, a.re), two))
+	re := newF().Sqrt(newF().Quo(addF(r, a.re, false), two))
+	im := newF().Sqrt(newF().Quo(addF(r, a.re, true), two))
 	if a.im.Sign() < 0 {
 		im.Neg(im)
 	}
@@ -521,7 +543,7 @@ func cRoot(x *big.Float, k int64) (*big.Float, bool) {
 			return nil, false
 		}
 		t := newF().Quo(ax, p)
-		y = newF().Quo(newF().Add(newF().Mul(k1, y), t), kf)
+		y = newF().Quo(addF(newF().Mul(k1, y), t, false), kf)
 	}
 	if neg {
 		y.Neg(y)
@@ -764,6 +786,9 @@ func (e *numEval) fn(n *node) (cnum, error) {
 		}
 		if args[0].im.Sign() != 0 {
 			return cnum{}, errUndefined
+		}
+		if args[0].re.MantExp(nil) > numPrec+64 { // already an integer at this precision
+			return cReal(args[0].re), nil
 		}
 		i, acc := args[0].re.Int(nil)
 		if i == nil {

@@ -90,6 +90,14 @@ func thousandsAt(s string, start, j int) bool {
 	if j+4 < len(s) && isDigit(s[j+4]) {
 		return false
 	}
+	// Right after an opening bracket or another comma the comma separates items: [3,193].
+	k := start - 1
+	for k >= 0 && s[k] == ' ' {
+		k--
+	}
+	if k >= 0 && strings.IndexByte("([{,;", s[k]) >= 0 {
+		return false
+	}
 	first := strings.IndexByte(s[start:j], ',')
 	if first < 0 {
 		first = j - start

@@ -6,7 +6,7 @@ import (
 
 // maxAnswer caps the length in bytes of an answer that is parsed; longer answers are
 // compared as strings only.
-const maxAnswer = 2000
+const maxAnswer = 25000
 
 // unwrap strips what surrounds an answer without changing it: whitespace, math delimiters
 // ($...$, \(...\), \[...\]), a box around the whole answer, a trailing period.
@@ -61,7 +61,7 @@ var units = map[string]bool{
 	"weeks": true, "year": true, "years": true, "mph": true, "kg": true, "pounds": true, "lb": true,
 	"lbs": true, "ounces": true, "oz": true, "liters": true, "mL": true, "ml": true, "people": true,
 	"students": true, "ways": true, "times": true, "percent": true, "radians": true, "rad": true,
-	"points": true, "coins": true, "games": true, "steps": true, "numbers": true, "integers": true,
+	"points": true, "pct": true, "coins": true, "games": true, "steps": true, "numbers": true, "integers": true,
 }
 
 // normalize rewrites a LaTeX or plain answer into the form the lexer reads, never dropping

@@ -46,8 +46,11 @@ type node struct {
 // ErrParse is wrapped by errors for answers that are not well-formed math.
 var ErrParse = errors.New("reward: cannot parse answer")
 
-// maxNodes caps the size of a parsed answer.
-const maxNodes = 2000
+// maxNodes caps the size of a parsed answer, maxDigits the length of one number.
+const (
+	maxNodes  = 2000
+	maxDigits = 20000
+)
 
 // parser is a recursive-descent parser over the tokens of one normalized answer.
 type parser struct {
@@ -493,12 +496,12 @@ func (p *parser) arg() (*node, error) {
 }
 
 func (p *parser) num(text string, dec bool) (*node, error) {
+	if len(text) > maxDigits {
+		return nil, p.fail("number too long")
+	}
 	r, ok := new(big.Rat).SetString(text)
 	if !ok {
 		return nil, p.fail("bad number %q", text)
-	}
-	if len(text) > 400 {
-		return nil, p.fail("number too long")
 	}
 	return p.mk(node{op: opNum, val: r, dec: dec || strings.Contains(text, ".")})
 }
