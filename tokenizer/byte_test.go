@@ -209,3 +209,15 @@ func TestChatTemplate(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadErrorIsNilTokenizer(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), []byte(`{"model":{"type":"WordPiece"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := Load(dir)
+	var fe *FormatError
+	if !errors.As(err, &fe) || fe.Field != "model.type" || tk != nil {
+		t.Errorf("Load = %v, %v; want a nil Tokenizer and a FormatError on model.type", tk, err)
+	}
+}

@@ -38,15 +38,6 @@ func byteLevelBytes(tok string) []byte {
 	return out
 }
 
-// byteLevelString is the inverse of byteLevelBytes for arbitrary bytes.
-func byteLevelString(b []byte) string {
-	rs := make([]rune, len(b))
-	for i, c := range b {
-		rs[i] = byteToRune[c]
-	}
-	return string(rs)
-}
-
 // subpartLen returns the length of the maximal prefix of b (non-empty) that is a prefix of some
 // well-formed UTF-8 sequence, and how many bytes that sequence needs in all. A lone byte that
 // cannot start a sequence gives (1, 1).

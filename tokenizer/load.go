@@ -56,9 +56,17 @@ func Load(pathOrDir string) (Tokenizer, error) {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
 	if filepath.Base(path) == ByteMarker {
-		return loadByte(path, data)
+		b, err := loadByte(path, data)
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
 	}
-	return ParseJSON(path, data)
+	t, err := ParseJSON(path, data)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 // jsonTokenizer is the part of Hugging Face's tokenizer.json that is read.
@@ -187,7 +195,9 @@ func ParseJSON(name string, data []byte) (*BPE, error) {
 		if old, ok := vocab[a.Content]; ok && old != id {
 			return nil, bad(fmt.Sprintf("added_tokens[%d]", i), "%q has id %d but the vocabulary gives it %d", a.Content, id, old)
 		}
-		t.tokens[id] = []byte(byteLevelDecodeAdded(a.Content))
+		// Hugging Face's ByteLevel decoder maps every token's characters through the byte table,
+		// added tokens' too.
+		t.tokens[id] = byteLevelBytes(a.Content)
 		t.addedID[a.Content] = id
 		t.added = append(t.added, addedToken{content: a.Content, id: id, special: a.Special, lstrip: a.LStrip, rstrip: a.RStrip})
 		t.first[a.Content[0]] = true
@@ -217,10 +227,6 @@ func ParseJSON(name string, data []byte) (*BPE, error) {
 	}
 	return t, nil
 }
-
-// byteLevelDecodeAdded returns the bytes an added token's content decodes to under Hugging
-// Face's ByteLevel decoder, which maps every token's characters through the byte table.
-func byteLevelDecodeAdded(content string) string { return string(byteLevelBytes(content)) }
 
 // parseMerges reads merges in either format: "a b" strings or ["a", "b"] pairs.
 func parseMerges(raw json.RawMessage) ([][2]string, error) {
