@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"cir/engine"
 )
 
 // BenchmarkRollout measures the scheduler with a fake policy whose Step takes a fixed time
@@ -62,6 +64,52 @@ func BenchmarkRollout(b *testing.B) {
 			b.ReportMetric(st.IdleShare(), "idle_share")
 			b.ReportMetric(st.Decoding.Seconds()/st.Wall.Seconds(), "decode_share")
 			b.ReportMetric(float64(toks)/st.Wall.Seconds(), "tok/s")
+		})
+	}
+}
+
+// countPolicy is a policy with no model: it returns token 'a' until a slot holds length
+// tokens, then EOS. It measures the scheduler's own cost.
+type countPolicy struct {
+	slots, maxLen, length int
+}
+
+func (p *countPolicy) Slots() int                 { return p.slots }
+func (p *countPolicy) MaxLen() int                { return p.maxLen }
+func (p *countPolicy) Fork(dst, src, n int) error { return nil }
+func (p *countPolicy) Step(feeds []Feed, _ engine.SampleParams) ([]Sample, error) {
+	out := make([]Sample, len(feeds))
+	for i, f := range feeds {
+		out[i] = Sample{Token: 'a', LogP: -1}
+		if f.Pos+len(f.Tokens) >= p.length {
+			out[i].Token = tEOS
+		}
+	}
+	return out, nil
+}
+
+// BenchmarkScheduler measures Run's own cost per sampled token (no model, no calls) for
+// RL-sized batches: prompts × group size sequences on a number of slots.
+func BenchmarkScheduler(b *testing.B) {
+	for _, bc := range []struct{ prompts, n, slots int }{{16, 16, 256}, {128, 16, 256}} {
+		b.Run(fmt.Sprintf("B=%d,n=%d,slots=%d", bc.prompts, bc.n, bc.slots), func(b *testing.B) {
+			var prompts [][]int32
+			for i := 0; i < bc.prompts; i++ {
+				prompts = append(prompts, bytesOf(strings.Repeat("p", 100+i)))
+			}
+			toks := 0
+			for b.Loop() {
+				e := &Engine{Policy: &countPolicy{slots: bc.slots, maxLen: 1024, length: 400}, Tok: testTok{},
+					Config: Config{Sample: greedy, N: bc.n, EOS: []int32{tEOS}}}
+				trs, _, err := e.Run(context.Background(), prompts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, tr := range trs {
+					toks += len(tr.Tokens) - tr.PromptLen
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(toks), "ns/token")
 		})
 	}
 }

@@ -2,6 +2,8 @@ package rollout_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -11,17 +13,21 @@ import (
 	"cir/model"
 	"cir/tokenizer"
 	"cir/train/rollout"
+	"cir/train/sandbox"
 )
 
 // decoder adapts model.Decoder to rollout.Policy and, to make a random model call the
 // interpreter, replaces the samples number start.. of each slot's sequence by the bytes of
 // a code block (those carry a NaN log-prob: the model did not sample them).
 type decoder struct {
-	d      *model.Decoder
-	start  int
-	script []int32
-	count  []int // decode samples returned for the slot's current sequence
-	last   []int // last position fed in each slot
+	d     *model.Decoder
+	start int
+	// stagger shifts the forced block by stagger·slot mod 40 samples, so that the calls
+	// of different slots do not all start together.
+	stagger int
+	script  []int32
+	count   []int // decode samples returned for the slot's current sequence
+	last    []int // last position fed in each slot
 }
 
 func (p *decoder) Slots() int                 { return p.d.Slots() }
@@ -47,7 +53,7 @@ func (p *decoder) Step(feeds []rollout.Feed, sp engine.SampleParams) ([]rollout.
 		out[i] = rollout.Sample(x)
 		if f := feeds[i]; len(f.Tokens) == 1 {
 			// Decode steps: the sample is used.
-			k := p.count[f.Slot] - p.start
+			k := p.count[f.Slot] - p.start - p.stagger*f.Slot%40
 			if k >= 0 && k < len(p.script) {
 				out[i] = rollout.Sample{Token: p.script[k], LogP: float32(math.NaN())}
 			}
@@ -141,4 +147,75 @@ func TestWithModel(t *testing.T) {
 		t.Error("no policy token after a tool output was checked")
 	}
 	t.Logf("%d log-probs checked (%d after tool output), max abs err %.2g", checked, after, worst)
+}
+
+// BenchmarkRolloutModel runs the scheduler on a small random model on the CPU with the real
+// sandbox: every trajectory is made to write one code block that sleeps 50 ms, then samples
+// freely. idle_share is the share of wall time when no sequence could decode because all
+// waited on the sandbox.
+func BenchmarkRolloutModel(b *testing.B) {
+	cfg, err := model.ParseConfig([]byte(`{"vocab_size": 259, "hidden_size": 256, "intermediate_size": 704,
+		"num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2,
+		"max_position_embeddings": 1024, "rope_theta": 10000}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	be := cpu.New(0)
+	defer be.Close()
+	m, err := model.New(cfg, be)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	m.Init(3, 0.02)
+	scfg := sandbox.DefaultConfig()
+	scfg.Workers, scfg.Lazy = 4, true
+	pool, err := sandbox.New(context.Background(), scfg)
+	if errors.Is(err, sandbox.ErrNoSandbox) {
+		b.Skip(err)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	tok := tokenizer.NewByte()
+	for _, bc := range []struct{ prompts, n int }{{1, 1}, {2, 4}, {4, 8}} {
+		B := bc.prompts * bc.n
+		b.Run(fmt.Sprintf("B=%d,n=%d", B, bc.n), func(b *testing.B) {
+			dec, err := m.NewDecoder(B, 256)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer dec.Close()
+			var prompts [][]int32
+			for i := 0; i < bc.prompts; i++ {
+				prompts = append(prompts, tok.EncodePlain(fmt.Sprintf("Problem %d: compute something.\n", i)))
+			}
+			var st rollout.Stats
+			toks := 0
+			for b.Loop() {
+				p := &decoder{d: dec, start: 2, stagger: 13, script: tok.EncodePlain("\n```python\nimport time; time.sleep(0.05); print(1)\n```"),
+					count: make([]int, B), last: make([]int, B)}
+				e := &rollout.Engine{Policy: p, Tok: tok, Exec: rollout.NewSandbox(pool), Config: rollout.Config{
+					Sample: engine.SampleParams{Temperature: 1, TopP: 1}, N: bc.n, EOS: tok.EOS(),
+					MaxNew: 120, MaxCalls: 1, Seed: 1,
+				}}
+				trs, s, err := e.Run(context.Background(), prompts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, tr := range trs {
+					toks += len(tr.Tokens) - tr.PromptLen
+				}
+				st.Wall += s.Wall
+				st.Idle += s.Idle
+				st.Decoding += s.Decoding
+				st.Calls += s.Calls
+			}
+			b.ReportMetric(st.IdleShare(), "idle_share")
+			b.ReportMetric(st.Decoding.Seconds()/st.Wall.Seconds(), "decode_share")
+			b.ReportMetric(float64(toks)/st.Wall.Seconds(), "tok/s")
+			b.ReportMetric(float64(st.Calls)/float64(b.N), "calls/op")
+		})
+	}
 }
