@@ -96,16 +96,11 @@ func (t *attnTask) run(w, lo, hi int) {
 
 // softmaxRow replaces x by softmax(x) and returns its log-sum-exp.
 func softmaxRow(x []float32) float32 {
-	mx := x[0]
-	for _, v := range x {
-		mx = max(mx, v)
-	}
-	var sum float64
+	mx := maxOf(x)
 	for i, v := range x {
-		p := exp32(v - mx)
-		x[i] = p
-		sum += float64(p)
+		x[i] = exp32(v - mx)
 	}
+	sum := sum64(x)
 	inv := float32(1 / sum)
 	for i := range x {
 		x[i] *= inv

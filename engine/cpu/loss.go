@@ -17,24 +17,21 @@ type ceTask struct {
 	V                     int
 }
 
-func (t *ceTask) run(_, lo, hi int) {
+func (t *ceTask) run(w, lo, hi int) {
 	V := t.V
+	e := t.b.bufs[w][0][:V]
 	for n := lo; n < hi; n++ {
 		l := t.logit[n*V : (n+1)*V]
-		mx := l[0]
-		for _, v := range l {
-			mx = max(mx, v)
+		l = l[:len(e)]
+		mx := maxOf(l)
+		for j, v := range l {
+			e[j] = exp32(v - mx)
 		}
-		var sum, wsum float64
-		for _, v := range l {
-			e := exp32(v - mx)
-			sum += float64(e)
-			wsum += float64(e) * float64(v)
-		}
+		sum := sum64(e)
 		lse := float64(mx) + math.Log(sum)
 		t.lse[n] = float32(lse)
 		if t.ent != nil {
-			t.ent[n] = float32(lse - wsum/sum)
+			t.ent[n] = float32(lse - dot64(e, l)/sum)
 		}
 		id := int(t.tgt[n])
 		if id < 0 || id >= V {
@@ -64,6 +61,7 @@ func (b *Backend) CrossEntropy(logp, lse, ent, logits, targets engine.Tensor) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.growScratch(1, V)
 	b.tCE = ceTask{b, lp, ls, en, l, tg, V}
 	b.pool.static(&b.tCE, N, V*4)
 }
@@ -128,19 +126,21 @@ func (t *sampleTask) run(w, lo, hi int) {
 		l := t.logit[r*V : (r+1)*V]
 		id := t.draw(w, l, t.u[r])
 		t.ids[r] = int32(id)
-		mx := l[0]
-		for _, v := range l {
-			mx = max(mx, v)
+		mx := maxOf(l)
+		e := t.b.bufs[w][0][:V]
+		for j, v := range l {
+			e[j] = exp32(v - mx)
 		}
-		var sum float64
-		for _, v := range l {
-			sum += float64(exp32(v - mx))
-		}
-		t.logp[r] = float32(float64(l[id]-mx) - math.Log(sum))
+		t.logp[r] = float32(float64(l[id]-mx) - math.Log(sum64(e)))
 	}
 }
 
 // draw picks one id from the logits l with the uniform u.
+//
+// Only the tokens of the sorted prefix that the filters and the draw reach need sorting: the
+// candidates are those with weight at least tau, tau lowered 16-fold until they hold the top K
+// and enough mass; every token left out weighs less than every candidate, so the candidates'
+// sorted order is the start of the full sorted order.
 func (t *sampleTask) draw(w int, l []float32, u float32) int {
 	if t.p.Temperature <= 0 {
 		best := 0
@@ -155,15 +155,45 @@ func (t *sampleTask) draw(w int, l []float32, u float32) int {
 	e := t.b.bufs[w][0][:V]
 	idx := t.b.ibufs[w][:V]
 	inv := 1 / t.p.Temperature
-	mx := l[0]
-	for _, v := range l {
-		mx = max(mx, v)
-	}
+	mx := maxOf(l)
 	for j, v := range l {
 		e[j] = exp32((v - mx) * inv)
-		idx[j] = int32(j)
 	}
-	slices.SortFunc(idx, func(a, b int32) int {
+	total := sum64(e)
+	u64 := float64(min(max(u, 0), 1))
+	K := V
+	if k := t.p.TopK; k > 0 && k < V {
+		K = k
+	}
+	// need is the mass the candidates must exceed when no top-k applies.
+	need := u64 * total
+	if t.p.TopP < 1 {
+		need = float64(t.p.TopP) * total
+	}
+	need *= 1 + 1e-6
+	nc := 0
+	for tau := float32(1.0 / 16); ; tau /= 16 {
+		nc = 0
+		var mass float64
+		for j, x := range e {
+			if x >= tau {
+				idx[nc] = int32(j)
+				nc++
+				mass += float64(x)
+			}
+		}
+		if K < V && nc >= K || K == V && mass > need || tau < 1e-30 {
+			break
+		}
+	}
+	if nc < K && K < V || nc == 0 {
+		nc = V
+		for j := range idx {
+			idx[j] = int32(j)
+		}
+	}
+	c := idx[:nc]
+	slices.SortFunc(c, func(a, b int32) int {
 		if e[a] != e[b] {
 			if e[a] > e[b] {
 				return -1
@@ -172,18 +202,18 @@ func (t *sampleTask) draw(w int, l []float32, u float32) int {
 		}
 		return int(a - b)
 	})
-	keep := V
-	if k := t.p.TopK; k > 0 && k < V {
-		keep = k
-	}
-	var mass float64
-	for _, j := range idx[:keep] {
-		mass += float64(e[j])
+	keep := min(K, nc)
+	mass := total
+	if K < V {
+		mass = 0
+		for _, j := range c[:keep] {
+			mass += float64(e[j])
+		}
 	}
 	if tp := t.p.TopP; tp < 1 {
 		want := float64(tp) * mass
 		var cum float64
-		for i, j := range idx[:keep] {
+		for i, j := range c[:keep] {
 			cum += float64(e[j])
 			if cum >= want {
 				keep = i + 1
@@ -192,15 +222,15 @@ func (t *sampleTask) draw(w int, l []float32, u float32) int {
 		}
 		mass = min(cum, mass)
 	}
-	target := float64(min(max(u, 0), 1)) * mass
+	target := u64 * mass
 	var cum float64
-	for _, j := range idx[:keep] {
+	for _, j := range c[:keep] {
 		cum += float64(e[j])
 		if cum > target {
 			return int(j)
 		}
 	}
-	return int(idx[keep-1])
+	return int(c[keep-1])
 }
 
 // Sample draws ids (B) I32 from logits (B,V) with the uniforms u (B) and writes logp (B), the

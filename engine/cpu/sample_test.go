@@ -148,29 +148,41 @@ func filtered(l []float32, p engine.SampleParams) []float64 {
 // TestSampleFrequencies draws with evenly spaced uniforms, so each id's frequency must equal its
 // filtered probability to within 2/B.
 func TestSampleFrequencies(t *testing.T) {
-	const B = 20000
-	u := make([]float32, B)
-	for i := range u {
-		u[i] = (float32(i) + 0.5) / B
-	}
 	r := rand.New(rand.NewPCG(7, 8))
-	l, _ := randF32(r, 23, 2)
-	for _, p := range []engine.SampleParams{
-		{Temperature: 1, TopP: 1},
-		{Temperature: 0.7, TopP: 0.9, TopK: 10},
-		{Temperature: 1.5, TopP: 0.5},
-		{Temperature: 0.3, TopP: 1, TopK: 4},
+	small, _ := randF32(r, 23, 2)
+	large, _ := randF32(r, 3001, 7) // peaked: the draw sorts only a few candidates
+	for _, tc := range []struct {
+		l []float32
+		p engine.SampleParams
+	}{
+		{small, engine.SampleParams{Temperature: 1, TopP: 1}},
+		{small, engine.SampleParams{Temperature: 0.7, TopP: 0.9, TopK: 10}},
+		{small, engine.SampleParams{Temperature: 1.5, TopP: 0.5}},
+		{small, engine.SampleParams{Temperature: 0.3, TopP: 1, TopK: 4}},
+		{large, engine.SampleParams{Temperature: 1, TopP: 1}},
+		{large, engine.SampleParams{Temperature: 0.6, TopP: 0.8}},
+		{large, engine.SampleParams{Temperature: 1.2, TopP: 0.95, TopK: 50}},
+		{large, engine.SampleParams{Temperature: 3, TopP: 1, TopK: 700}},
 	} {
-		t.Run(fmt.Sprintf("%+v", p), func(t *testing.T) {
+		l, p := tc.l, tc.p
+		B := 20000
+		if len(l) > 100 {
+			B = 1000
+		}
+		u := make([]float32, B)
+		for i := range u {
+			u[i] = (float32(i) + 0.5) / float32(B)
+		}
+		t.Run(fmt.Sprintf("V=%d,%+v", len(l), p), func(t *testing.T) {
 			want := filtered(l, p)
 			for _, b := range newBackends(t) {
 				ids, _ := sampleRows(b, l, u, p)
 				got := make([]float64, len(l))
 				for _, id := range ids {
-					got[id] += 1.0 / B
+					got[id] += 1 / float64(B)
 				}
 				for j := range got {
-					if math.Abs(got[j]-want[j]) > 2.0/B {
+					if math.Abs(got[j]-want[j]) > 2/float64(B) {
 						t.Errorf("id %d: frequency %.5f, want %.5f", j, got[j], want[j])
 					}
 				}
