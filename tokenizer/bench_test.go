@@ -39,7 +39,7 @@ func BenchmarkEncode(b *testing.B) {
 		}
 	})
 	b.Run("impl=transformers.js", func(b *testing.B) {
-		lines := node(b, "bench", texts, "SECONDS=3")
+		lines := node(b, "bench", texts, "BENCH_SECONDS=3")
 		var r struct {
 			Bytes   float64
 			Seconds float64

@@ -7,7 +7,7 @@
 // MODE plain    the same with the special tokens removed from added_tokens (treated as text)
 // MODE split    pieces of the Qwen2 pre-tokenizer regex under Hugging Face's (Oniguruma)
 //               semantics: \s is Unicode White_Space and (?i) folds ſ to s
-// MODE bench    encode all lines repeatedly for about SECONDS (env, default 3) and print
+// MODE bench    encode all lines repeatedly for about BENCH_SECONDS (env, default 3) and print
 //               {"bytes":..,"seconds":..,"mbps":..}
 "use strict";
 const fs = require("fs");
@@ -42,7 +42,7 @@ if (mode === "encode") {
   const tok = qwen.fromPreTrained();
   const bytes = lines.reduce((n, s) => n + Buffer.byteLength(s, "utf8"), 0);
   for (const s of lines) tok.encode(s, { add_special_tokens: false }); // warm up
-  const limit = Number(process.env.SECONDS || 3) * 1e9;
+  const limit = Number(process.env.BENCH_SECONDS || 3) * 1e9;
   const t0 = process.hrtime.bigint();
   let passes = 0, elapsed = 0n;
   do {
