@@ -107,19 +107,12 @@ func cmdGenerate(e *env, args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	var exec rollout.Executor
+	var sb *lazySandbox
 	if *maxCalls > 0 {
 		// Warm workers take seconds to start: start them while the model decodes.
-		pctx, cancel := context.WithCancel(ctx)
-		sb := &lazySandbox{ready: make(chan struct{}), cancel: cancel}
-		go func() {
-			defer close(sb.ready)
-			cfg := sandbox.DefaultConfig()
-			cfg.Timeout = time.Duration(*timeout * float64(time.Second))
-			sb.pool, sb.err = sandbox.New(pctx, cfg)
-			if sb.err == nil {
-				sb.exec = rollout.NewSandbox(sb.pool)
-			}
-		}()
+		cfg := sandbox.DefaultConfig()
+		cfg.Timeout = time.Duration(*timeout * float64(time.Second))
+		sb = startSandbox(ctx, cfg)
 		defer sb.close()
 		exec = sb
 	}
@@ -160,6 +153,11 @@ func cmdGenerate(e *env, args []string) error {
 	if stream {
 		out.WriteString(sd.Flush() + "\n")
 		out.Flush()
+	}
+	if sb != nil && st.Calls > 0 {
+		if err := sb.startErr(); err != nil {
+			fmt.Fprintf(e.stderr, "warning: the sandbox did not start, code was not run: %v\n", err)
+		}
 	}
 	switch {
 	case *asJSON:
@@ -217,6 +215,27 @@ func writeTrajectory(w io.Writer, tr rollout.Trajectory) error {
 		rec.Calls = append(rec.Calls, call{c.Code, c.Output, string(c.Kind), float64(c.Latency.Microseconds()) / 1000})
 	}
 	return json.NewEncoder(w).Encode(rec)
+}
+
+// startSandbox starts a sandbox pool in the background and returns an Executor whose calls
+// wait for it.
+func startSandbox(ctx context.Context, cfg sandbox.Config) *lazySandbox {
+	pctx, cancel := context.WithCancel(ctx)
+	sb := &lazySandbox{ready: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(sb.ready)
+		sb.pool, sb.err = sandbox.New(pctx, cfg)
+		if sb.err == nil {
+			sb.exec = rollout.NewSandbox(sb.pool)
+		}
+	}()
+	return sb
+}
+
+// startErr waits for the pool's start and returns its error.
+func (l *lazySandbox) startErr() error {
+	<-l.ready
+	return l.err
 }
 
 // lazySandbox is an Executor whose pool starts in the background; a call waits for it.

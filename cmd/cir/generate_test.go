@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,7 @@ import (
 
 	"cir/tokenizer"
 	"cir/train/rollout"
+	"cir/train/sandbox"
 )
 
 // tinyModel writes a random model with the byte tokenizer and returns its directory.
@@ -127,4 +130,27 @@ func TestGenerateCLIErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestLazySandbox(t *testing.T) {
+	cfg := sandbox.DefaultConfig()
+	cfg.Workers, cfg.Lazy = 1, true
+	sb := startSandbox(context.Background(), cfg)
+	defer sb.close()
+	r := sb.Exec(context.Background(), "print(6*7)", -1)
+	if errors.Is(sb.startErr(), sandbox.ErrNoSandbox) {
+		t.Skip(sb.startErr())
+	}
+	if r.Output != "42" || r.Kind != rollout.KindOK {
+		t.Fatalf("result %+v (start error %v)", r, sb.startErr())
+	}
+	r = sb.Exec(context.Background(), "y = 2", 7)
+	r2 := sb.Exec(context.Background(), "print(y * 3)", 7)
+	sb.CloseSession(7)
+	if r.Kind != rollout.KindOK || r2.Output != "6" {
+		t.Fatalf("session results %+v, %+v", r, r2)
+	}
+	// A pool still starting when the command ends is stopped.
+	sb2 := startSandbox(context.Background(), cfg)
+	sb2.close()
 }
