@@ -17,9 +17,12 @@
 //
 // # Fences
 //
-// Fence detection works on decoded text: each policy token is decoded to its piece of text
-// and scanned for the opening "```python" and the next closing "```" after it, whether they
-// are split across tokens or glued to other text. Trajectories are token-in/token-out, so a
+// Fence detection works on decoded text: each policy token is decoded on its own
+// (Tokenizer.Decode of one id, which for a byte-level vocabulary is that token's piece of the
+// text) and the policy text since the last tool output is scanned incrementally for the
+// opening "```python" and the next closing "```" after it, whether they are split across
+// tokens or glued to other text. The code is the text between them, less the newline that
+// ends the opening line. Trajectories are token-in/token-out, so a
 // sampled token whose text holds the closing fence and more text cannot simply be split into
 // ids. The rule this package follows:
 //
@@ -32,7 +35,9 @@
 //     policy did not sample, carry no log-prob and are masked out of the loss like the
 //     interpreter output.
 //
-// Text after the fence is never kept. Then "\n```output\n" + result + "\n```\n" is encoded
+// Text after the fence is never kept. (A token whose piece before the fence holds part of a
+// multi-byte character decodes that part as U+FFFD, which the re-encoding keeps; no vocabulary
+// seen so far has such a token.) Then "\n```output\n" + result + "\n```\n" is encoded
 // once and appended with role tool, and decoding resumes after it.
 //
 // # Budget
