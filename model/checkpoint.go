@@ -39,6 +39,17 @@ func Load(dir string, b engine.Backend) (*Model, error) {
 	return m, nil
 }
 
+// LoadWeights replaces m's parameters with those of the HF model directory dir, which must
+// match m's config.
+func (m *Model) LoadWeights(dir string) error {
+	set, err := safetensors.OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	defer set.Close()
+	return m.load(set, dir)
+}
+
 func (m *Model) load(set *safetensors.Set, dir string) error {
 	want := m.Params.Named(m.Cfg)
 	known := make(map[string]bool, len(want))

@@ -1,0 +1,85 @@
+package train
+
+import (
+	"context"
+	"sort"
+
+	"cir/engine"
+)
+
+// EvalResult summarises an evaluation of k samples per problem.
+type EvalResult struct {
+	Problems  int                `json:"problems"`
+	K         int                `json:"k"`
+	MaxCalls  int                `json:"max_calls"`
+	AvgAtK    float64            `json:"avg_at_k"`  // mean accuracy over all samples
+	PassAtK   float64            `json:"pass_at_k"` // share of problems with a correct sample
+	MeanCalls float64            `json:"mean_calls"`
+	MeanLen   float64            `json:"mean_len"` // response tokens
+	ByKind    map[string]float64 `json:"by_kind,omitempty"`
+	Seconds   float64            `json:"seconds"`
+}
+
+// PassAt is the unbiased estimator of pass@k from n samples of which c are correct:
+// 1 − C(n−c, k) / C(n, k). It panics if k > n.
+func PassAt(n, c, k int) float64 {
+	if k > n {
+		panic("train: pass@k with k > n")
+	}
+	if n-c < k {
+		return 1
+	}
+	p := 1.0
+	for i := n - c + 1; i <= n; i++ {
+		p *= 1 - float64(k)/float64(i)
+	}
+	return 1 - p
+}
+
+// Evaluate samples k responses per task with at most maxCalls executions each (greedy when
+// temperature is 0) and grades them.
+func (t *Trainer) Evaluate(ctx context.Context, tasks []Task, k, maxCalls int, sp engine.SampleParams, seed uint64) (EvalResult, error) {
+	r := EvalResult{Problems: len(tasks), K: k, MaxCalls: maxCalls, ByKind: map[string]float64{}}
+	if len(tasks) == 0 {
+		return r, nil
+	}
+	trajs, st, err := t.rollout(ctx, tasks, k, maxCalls, sp, seed)
+	if err != nil {
+		return r, err
+	}
+	correct := make([]int, len(tasks))
+	kindN := map[string]int{}
+	for _, tr := range trajs {
+		task := tasks[tr.Prompt]
+		ok := t.Scorer.Score(tr.Text, task.Answer).Correct
+		if ok {
+			correct[tr.Prompt]++
+			r.ByKind[task.Kind]++
+		}
+		kindN[task.Kind]++
+		r.MeanCalls += float64(len(tr.Calls))
+		r.MeanLen += float64(len(tr.Tokens) - tr.PromptLen)
+	}
+	n := float64(len(trajs))
+	for i := range tasks {
+		r.AvgAtK += float64(correct[i]) / float64(k)
+		r.PassAtK += PassAt(k, correct[i], k)
+	}
+	r.AvgAtK /= float64(len(tasks))
+	r.PassAtK /= float64(len(tasks))
+	r.MeanCalls /= n
+	r.MeanLen /= n
+	kinds := make([]string, 0, len(kindN))
+	for kd := range kindN {
+		kinds = append(kinds, kd)
+	}
+	sort.Strings(kinds)
+	for _, kd := range kinds {
+		r.ByKind[kd] /= float64(kindN[kd])
+	}
+	if len(kinds) == 1 && kinds[0] == "" {
+		r.ByKind = nil
+	}
+	r.Seconds = st.Wall.Seconds()
+	return r, nil
+}

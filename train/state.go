@@ -1,0 +1,106 @@
+package train
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+
+	"cir/engine"
+	"cir/train/ckpt"
+)
+
+// state is the trainer state saved beside the weights: everything a resumed CPU run needs to
+// continue bit-identically.
+type state struct {
+	Version  int
+	Step     int
+	OptStep  int
+	Cursor   int
+	Perm     []int
+	Order    []byte // the prompt-order PCG's state
+	SFTDone  bool
+	NumElems int
+}
+
+const stateVersion = 1
+
+// Save writes a checkpoint of the current step under root (weights in HF layout and the
+// trainer state, zstd-compressed), atomically, keeping the newest keep checkpoints.
+func (t *Trainer) Save(root string, keep int) (string, error) {
+	tmp, err := ckpt.Begin(root, t.Step)
+	if err != nil {
+		return "", err
+	}
+	if err := t.Model.Save(tmp); err != nil {
+		return "", err
+	}
+	order, err := t.orderSrc.MarshalBinary()
+	if err != nil {
+		return "", err
+	}
+	st := state{Version: stateVersion, Step: t.Step, OptStep: t.Opt.Step, Cursor: t.cursor, Perm: t.perm,
+		Order: order, SFTDone: t.SFTDone, NumElems: t.Opt.M.Len()}
+	var ts []ckpt.Tensor
+	for _, x := range []struct {
+		name string
+		t    engine.Tensor
+	}{{"adam.m", t.Opt.M}, {"adam.v", t.Opt.V}, {"adam.master", t.Opt.Master}} {
+		if x.t.Nil() {
+			continue
+		}
+		h := make([]float32, x.t.Len())
+		t.Model.B.Download(engine.HostF32(h, len(h)), x.t)
+		ts = append(ts, ckpt.Tensor{Name: x.name, Data: h})
+	}
+	if err := t.Model.B.Sync(); err != nil {
+		return "", err
+	}
+	if err := ckpt.WriteFile(filepath.Join(tmp, ckpt.StateFile), st, ts); err != nil {
+		return "", err
+	}
+	return ckpt.Commit(root, t.Step, tmp, keep)
+}
+
+// Resume loads the newest checkpoint under root into the trainer. It returns ckpt's
+// ErrNoCheckpoint (wrapped) when there is none.
+func (t *Trainer) Resume(root string) (string, error) {
+	dir, _, err := ckpt.Latest(root)
+	if err != nil {
+		return "", err
+	}
+	var st state
+	byName := map[string][]float32{}
+	_, err = ckpt.ReadFile(filepath.Join(dir, ckpt.StateFile), &st, func(name string, n int) ([]float32, error) {
+		if n != t.Opt.M.Len() {
+			return nil, fmt.Errorf("%s has %d elements, this model's optimizer %d", name, n, t.Opt.M.Len())
+		}
+		byName[name] = make([]float32, n)
+		return byName[name], nil
+	})
+	if err != nil {
+		return "", err
+	}
+	if st.Version != stateVersion {
+		return "", fmt.Errorf("%s: trainer state version %d, want %d", dir, st.Version, stateVersion)
+	}
+	if err := t.Model.LoadWeights(dir); err != nil {
+		return "", err
+	}
+	for name, dst := range map[string]engine.Tensor{"adam.m": t.Opt.M, "adam.v": t.Opt.V, "adam.master": t.Opt.Master} {
+		h, ok := byName[name]
+		if dst.Nil() {
+			continue
+		}
+		if !ok {
+			return "", fmt.Errorf("%s: trainer state lacks %s", dir, name)
+		}
+		t.Model.B.Upload(dst, engine.HostF32(h, len(h)))
+	}
+	src := &rand.PCG{}
+	if err := src.UnmarshalBinary(st.Order); err != nil {
+		return "", fmt.Errorf("%s: prompt order: %w", dir, err)
+	}
+	t.orderSrc, t.order = src, rand.New(src)
+	t.Step, t.Opt.Step, t.cursor, t.perm, t.SFTDone = st.Step, st.OptStep, st.Cursor, st.Perm, st.SFTDone
+	return dir, t.Model.B.Sync()
+}

@@ -1,0 +1,164 @@
+package train
+
+import (
+	"context"
+	"math"
+	"math/big"
+	"testing"
+
+	"cir/engine"
+	"cir/engine/cpu"
+	"cir/model"
+	"cir/tokenizer"
+	"cir/train/config"
+	"cir/train/reward"
+)
+
+// firstByteScorer rewards a response whose first byte is ASCII (< 128): a random byte-level
+// model does that about 44% of the time, so the task has signal from the first step.
+type firstByteScorer struct{}
+
+func (firstByteScorer) Score(completion, _ string) reward.Result {
+	ok := len(completion) > 0 && completion[0] < 128
+	r := reward.Result{Correct: ok, Reward: -1}
+	if ok {
+		r.Reward = 1
+	}
+	return r
+}
+
+var tinyModel = model.Config{VocabSize: 259, HiddenSize: 32, IntermediateSize: 64, NumLayers: 2, NumHeads: 4,
+	NumKVHeads: 2, HeadDim: 8, MaxPositions: 64, RopeTheta: 10000, RMSNormEps: 1e-6, TieWordEmbeddings: true}
+
+// tinyTrainer builds a trainer on the CPU with the first-byte task: 8 prompts, groups of 8,
+// responses of at most 4 tokens, no interpreter.
+func tinyTrainer(t *testing.T, seed uint64) *Trainer {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Rollout.N, cfg.Rollout.PromptsPerStep, cfg.Rollout.MaxResponse = 8, 8, 4
+	cfg.Rollout.MaxCalls = "0"
+	cfg.Optim.LR, cfg.Optim.WeightDecay, cfg.Optim.MiniBatches = 3e-3, 0, 2
+	cfg.Run.Seed, cfg.Run.Steps = seed, 100
+	tr, err := NewTrainer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := cpu.New(1)
+	t.Cleanup(func() { b.Close() })
+	if tr.Model, err = model.New(tinyModel, b); err != nil {
+		t.Fatal(err)
+	}
+	tr.Model.Init(seed, 0.02)
+	if tr.Dec, err = tr.Model.NewDecoder(64, 16); err != nil {
+		t.Fatal(err)
+	}
+	if tr.Opt, err = tr.Model.NewAdamW(); err != nil {
+		t.Fatal(err)
+	}
+	tok := tokenizer.NewByte()
+	tr.Tok, tr.EOS, tr.Scorer = tok, tok.EOS(), firstByteScorer{}
+	for _, p := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
+		tr.Train = append(tr.Train, Task{Prompt: tok.EncodePlain("say " + p + ":"), Answer: p})
+	}
+	t.Cleanup(func() { tr.Dec.Close(); tr.Opt.Close(); tr.Model.Close() })
+	return tr
+}
+
+func params(t *testing.T, tr *Trainer) []float32 {
+	x := make([]float32, tr.Model.Params.All.Len())
+	tr.Model.B.Download(engine.HostF32(x, len(x)), tr.Model.Params.All)
+	return x
+}
+
+// TestRLRewardRises: a short RL run on the first-byte task raises the mean reward.
+func TestRLRewardRises(t *testing.T) {
+	tr := tinyTrainer(t, 3)
+	var first, last float64
+	const steps = 30
+	for s := 0; s < steps; s++ {
+		m, err := tr.RLStep(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s < 3 {
+			first += m.RewardMean / 3
+		}
+		if s >= steps-3 {
+			last += m.RewardMean / 3
+		}
+		if math.IsNaN(m.PolicyLoss) || m.GradNorm <= 0 {
+			t.Fatalf("step %d: loss %v, grad norm %v", s, m.PolicyLoss, m.GradNorm)
+		}
+	}
+	t.Logf("mean reward: first steps %.3f, last steps %.3f", first, last)
+	if last < first+0.5 {
+		t.Fatalf("reward did not rise: first steps %.3f, last steps %.3f (want +0.5)", first, last)
+	}
+}
+
+// TestResumeBitIdentical: k steps, a checkpoint, a fresh trainer resumed from it and k more
+// steps give exactly the parameters of 2k uninterrupted steps.
+func TestResumeBitIdentical(t *testing.T) {
+	const k = 3
+	ctx := context.Background()
+	a := tinyTrainer(t, 5)
+	for i := 0; i < 2*k; i++ {
+		if _, err := a.RLStep(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := params(t, a)
+
+	root := t.TempDir()
+	b := tinyTrainer(t, 5)
+	for i := 0; i < k; i++ {
+		if _, err := b.RLStep(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.Save(root, 2); err != nil {
+		t.Fatal(err)
+	}
+	c := tinyTrainer(t, 5)
+	if _, err := c.Resume(root); err != nil {
+		t.Fatal(err)
+	}
+	if c.Step != k {
+		t.Fatalf("resumed at step %d, want %d", c.Step, k)
+	}
+	for i := 0; i < k; i++ {
+		if _, err := c.RLStep(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := params(t, c)
+	diff := 0
+	for i := range want {
+		if math.Float32bits(want[i]) != math.Float32bits(got[i]) {
+			diff++
+		}
+	}
+	if diff > 0 {
+		t.Fatalf("%d of %d parameters differ between the resumed and the uninterrupted run", diff, len(want))
+	}
+}
+
+// TestPassAt: the unbiased estimator against the ratio of binomials computed exactly.
+func TestPassAt(t *testing.T) {
+	for n := 1; n <= 12; n++ {
+		for c := 0; c <= n; c++ {
+			for k := 1; k <= n; k++ {
+				want := 1.0
+				if n-c >= k {
+					num := new(big.Int).Binomial(int64(n-c), int64(k))
+					den := new(big.Int).Binomial(int64(n), int64(k))
+					r, _ := new(big.Rat).SetFrac(num, den).Float64()
+					want = 1 - r
+				}
+				if got := PassAt(n, c, k); math.Abs(got-want) > 1e-12 {
+					t.Fatalf("pass@%d with %d of %d correct: %g, want %g", k, c, n, got, want)
+				}
+			}
+		}
+	}
+}
