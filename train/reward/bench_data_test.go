@@ -88,7 +88,7 @@ var (
 
 // rewrites returns the answer written other ways: a rational as p/q, \frac{p}{q} and a
 // terminating decimal; LaTeX fractions, roots, \pi and \cdot in plain notation; boxed.
-func rewrites(t *testing.T, gold string) []string {
+func rewrites(gold string) []string {
 	out := []string{`\boxed{` + gold + `}`, "$" + gold + "$"}
 	if n, err := parseAnswer(normalize(gold)); err == nil && !hasVars(n) && isScalar(n) {
 		if v, err := exactEval(n, &budget{}); err == nil && v.real() {
@@ -134,7 +134,7 @@ func TestBenchmarkAnswers(t *testing.T) {
 		if !Equivalent(a.gold, a.gold) {
 			t.Errorf("%s:%d: gold %q is not equivalent to itself", a.file, a.line, a.gold)
 		}
-		for _, alt := range rewrites(t, unwrap(a.gold)) {
+		for _, alt := range rewrites(unwrap(a.gold)) {
 			alts++
 			if !Equivalent(alt, a.gold) {
 				t.Errorf("%s:%d: %q should equal gold %q", a.file, a.line, alt, a.gold)

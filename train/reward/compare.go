@@ -420,14 +420,14 @@ func (c *cmp) numeric(p, g *node, env map[string]cnum, dec bool) int {
 	if dec {
 		tol = tolDecimal
 	}
-	if close(a, b, tol) {
+	if near(a, b, tol) {
 		return 1
 	}
 	return 0
 }
 
-// close reports |a−b| ≤ tol·max(|a|,|b|), or both zero.
-func close(a, b cnum, tol float64) bool {
+// near reports |a−b| ≤ tol·max(|a|,|b|), or both zero.
+func near(a, b cnum, tol float64) bool {
 	d := cAbs(cSub(a, b))
 	if d.Sign() == 0 {
 		return true
@@ -489,7 +489,7 @@ func (c *cmp) relations(p, g *node) bool {
 		if dec {
 			tol = tolDecimal
 		}
-		za, zb := close(a, cReal(newF()), tol), close(b, cReal(newF()), tol)
+		za, zb := near(a, cReal(newF()), tol), near(b, cReal(newF()), tol)
 		if za || zb {
 			if za != zb {
 				return false
@@ -505,7 +505,7 @@ func (c *cmp) relations(p, g *node) bool {
 			if p.rels[0] != "=" && p.rels[0] != "!=" && (r.im.Sign() != 0 || r.re.Sign() <= 0) {
 				return false
 			}
-		} else if !close(r, ratio, tol*10) {
+		} else if !near(r, ratio, tol*10) {
 			return false
 		}
 		good++

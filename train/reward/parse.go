@@ -499,11 +499,41 @@ func (p *parser) num(text string, dec bool) (*node, error) {
 	if len(text) > maxDigits {
 		return nil, p.fail("number too long")
 	}
-	r, ok := new(big.Rat).SetString(text)
+	r, ok := smallRat(text)
 	if !ok {
-		return nil, p.fail("bad number %q", text)
+		if r, ok = new(big.Rat).SetString(text); !ok {
+			return nil, p.fail("bad number %q", text)
+		}
 	}
 	return p.mk(node{op: opNum, val: r, dec: dec || strings.Contains(text, ".")})
+}
+
+// smallRat parses digits with at most one '.' and at most 18 digits without big.Rat's
+// general parser.
+func smallRat(text string) (*big.Rat, bool) {
+	if len(text) > 19 {
+		return nil, false
+	}
+	var v, den int64 = 0, 1
+	dot := false
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case c == '.' && !dot:
+			dot = true
+		case isDigit(c):
+			v = v*10 + int64(c-'0')
+			if dot {
+				den *= 10
+			}
+		default:
+			return nil, false
+		}
+	}
+	if den == 1 {
+		return new(big.Rat).SetInt64(v), true
+	}
+	return new(big.Rat).SetFrac64(v, den), true
 }
 
 func (p *parser) letter(l string) (*node, error) {

@@ -1,0 +1,148 @@
+package reward
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestExtract(t *testing.T) {
+	cases := []struct {
+		name, completion, want string
+		ok                     bool
+	}{
+		{"boxed", `So $x = \boxed{42}$.`, "42", true},
+		{"last boxed wins", `First \boxed{1}, then we correct it: the answer is \boxed{2}.`, "2", true},
+		{"nested braces", `\boxed{\frac{1}{2}}`, `\frac{1}{2}`, true},
+		{"deep nesting", `\boxed{\left(\frac{\sqrt{3}}{2}, \{1\}\right)}`, `\left(\frac{\sqrt{3}}{2}, \{1\}\right)`, true},
+		{"fbox", `\fbox{7}`, "7", true},
+		{"boxed space", `The answer is $\boxed 5$.`, "5", true},
+		{"unbalanced last box falls back", `\boxed{3} and later \boxed{4`, "3", true},
+		{"adjacent boxes form a set", `The roots are \boxed{1} and \boxed{2}.`, "1, 2", true},
+		{"comma-separated boxes", `$\boxed{1}, \boxed{-2}$`, "1, -2", true},
+		{"separated boxes do not join", `\boxed{1} is wrong; the solution is \boxed{2}`, "2", true},
+		{"empty box", `\boxed{}`, "", false},
+		{"blank box", `\boxed{  }`, "", false},
+		{"final answer is", "Thus the final answer is $\\frac{3}{4}$. I hope it is correct.", `\frac{3}{4}`, true},
+		{"Answer:", "Work...\nAnswer: 17", "17", true},
+		{"answer colon with period", "Answer: 3.5.", "3.5", true},
+		{"last math span", "We get $x=2$ and so the area is $12$", "12", true},
+		{"display math", "Hence\n\\[ \\frac{7}{2} \\]", `\frac{7}{2}`, true},
+		{"last number", "After all that the total comes to 1,000 apples", "1,000", true},
+		{"negative number", "so it equals -12", "-12", true},
+		{"fraction number", "which is 3/4", "3/4", true},
+		{"number only on the last line", "We found 12 earlier.\nTherefore it cannot be done", "", false},
+		{"no answer", "I don't know.", "", false},
+		{"empty", "", "", false},
+		{"code only", "```python\nprint(6*7)\n```\n```output\n42\n```", "", false},
+		{"unterminated code", "Let me compute.\n```python\nx = 41", "", false},
+		{"boxed after code", "```python\nprint(6*7)\n```\n```output\n42\n```\nSo \\boxed{42}.", "42", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, ok := Extract(c.completion)
+			if got != c.want || ok != c.ok {
+				t.Errorf("Extract(%q) = %q, %v; want %q, %v", c.completion, got, ok, c.want, c.ok)
+			}
+		})
+	}
+}
+
+func TestScore(t *testing.T) {
+	ck := Default()
+	cases := []struct {
+		name, completion, gold string
+		correct                bool
+		answer                 string
+	}{
+		{"correct", `Therefore $\boxed{\frac{14}{3}}$.`, `\frac{14}{3}`, true, `\frac{14}{3}`},
+		{"boxed gold", `\boxed{104}`, `\boxed{104}`, true, "104"},
+		{"dollar gold", `\boxed{0.5}`, `$\frac12$`, true, "0.5"},
+		{"wrong", `\boxed{41}`, "42", false, "41"},
+		{"no answer", "I think it is hard.", "42", false, ""},
+		{"every integer boxed", `\boxed{` + strings.Join(ints(0, 100), ", ") + `}`, "42", false, strings.Join(ints(0, 100), ", ")},
+		{"every integer in its own box", func() string {
+			var b strings.Builder
+			for _, s := range ints(0, 100) {
+				b.WriteString(`\boxed{` + s + `}, `)
+			}
+			return b.String()
+		}(), "42", false, strings.Join(ints(0, 100), ", ")},
+		{"boxed x", `\boxed{x}`, "42", false, "x"},
+		{"empty box", `\boxed{}`, "42", false, ""},
+		{"identity", `\boxed{0=0}`, "42", false, "0=0"},
+		{"identity for zero", `\boxed{0=0}`, "0", false, "0=0"},
+		{"roots as boxes", `\boxed{1+\sqrt{5}}, \boxed{1-\sqrt{5}}, \boxed{-2}`, `\{1\pm\sqrt{5},-2\}`, true, `1+\sqrt{5}, 1-\sqrt{5}, -2`},
+		{"fallback answer line", "The final answer is 28\\%.", `28\%`, true, `28\%`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := ck.Score(c.completion, c.gold)
+			want := -1.0
+			if c.correct {
+				want = 1
+			}
+			if r.Correct != c.correct || r.Reward != want || r.Answer != c.answer {
+				t.Errorf("Score(%q, %q) = %+v; want correct=%v reward=%v answer=%q", c.completion, c.gold, r, c.correct, want, c.answer)
+			}
+		})
+	}
+}
+
+func TestCheckerRewards(t *testing.T) {
+	ck := &Checker{Correct: 2.5, Wrong: 0.25}
+	if r := ck.Score(`\boxed{4}`, "4"); r.Reward != 2.5 || !r.Correct {
+		t.Errorf("correct: got %+v, want reward 2.5", r)
+	}
+	if r := ck.Score(`\boxed{5}`, "4"); r.Reward != 0.25 || r.Correct {
+		t.Errorf("wrong: got %+v, want reward 0.25", r)
+	}
+}
+
+// TestTimeout: a check that cannot finish within its deadline is wrong, and returns soon after it.
+func TestTimeout(t *testing.T) {
+	ck := &Checker{Correct: 1, Wrong: -1, Timeout: time.Millisecond}
+	// Many variables and a long sum: many evaluation points of many terms.
+	var b strings.Builder
+	for i := range 400 {
+		b.WriteString(`\sin(x_{` + itoa(i) + `})^{3}+`)
+	}
+	b.WriteString("1")
+	pred := b.String()
+	start := time.Now()
+	r := ck.Score(`\boxed{`+pred+`}`, pred+"+0")
+	if el := time.Since(start); el > 500*time.Millisecond {
+		t.Errorf("check with a 1ms deadline took %v", el)
+	}
+	if r.Correct {
+		t.Logf("finished within the deadline: %+v", r.Correct)
+	}
+}
+
+// TestConcurrent: one Checker from many goroutines gives the same verdicts (run with -race).
+func TestConcurrent(t *testing.T) {
+	ck := Default()
+	pairs := [][2]string{{`\boxed{\frac12}`, "0.5"}, {`\boxed{x^2-1}`, "(x-1)(x+1)"}, {`\boxed{3}`, "4"}, {`\boxed{(3,4]}`, "(3,4]"}}
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				p := pairs[(g+i)%len(pairs)]
+				want := p[1] != "4"
+				if r := ck.Score(p[0], p[1]); r.Correct != want {
+					errs <- p[0] + " vs " + p[1]
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Errorf("concurrent verdict wrong: %s", e)
+	}
+}
