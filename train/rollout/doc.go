@@ -36,8 +36,9 @@
 //     interpreter output.
 //
 // Text after the fence is never kept. (A token whose piece before the fence holds part of a
-// multi-byte character decodes that part as U+FFFD, which the re-encoding keeps; no vocabulary
-// seen so far has such a token.) Then "\n```output\n" + result + "\n```\n" is encoded
+// multi-byte character decodes that part as U+FFFD, which the re-encoding keeps; in Qwen's
+// byte-level vocabulary every token holding a backtick is well-formed UTF-8, and the only ones
+// holding a whole fence are "```", " ```" and " ```\n".) Then "\n```output\n" + result + "\n```\n" is encoded
 // once and appended with role tool, and decoding resumes after it.
 //
 // # Budget
