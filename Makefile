@@ -4,20 +4,25 @@ GO      ?= go
 BIN     := bin/cir
 TAGS    :=
 APT     := scripts/apt-install.sh
-# Debian packages every build and test needs: OpenBLAS for the CPU backend, and Debian's Python
-# (PyTorch for the parity tests, numpy and sympy for the sandbox).
-APT_PKGS := gcc libc6-dev libopenblas-dev python3 python3-numpy python3-sympy python3-torch bubblewrap
-TEST_DEPS := deps
+# Debian packages: OpenBLAS for the CPU backend; the sandbox's Python with numpy and sympy under
+# bubblewrap; PyTorch for the parity tests and benchmarks only.
+BUILD_PKGS := gcc libc6-dev libopenblas-dev
+RUN_PKGS   := $(BUILD_PKGS) python3 python3-numpy python3-sympy bubblewrap
+TEST_PKGS  := $(RUN_PKGS) python3-torch
+TEST_DEPS  := deps
 
-.PHONY: build test bench run deps vet
+.PHONY: build test bench run deps deps-build deps-run vet
 build: deps-build
 	$(GO) build $(if $(TAGS),-tags $(TAGS)) -o $(BIN) ./cmd/cir
 
 deps-build:
-	@$(APT) gcc libc6-dev libopenblas-dev
+	@$(APT) $(BUILD_PKGS)
+
+deps-run:
+	@$(APT) $(RUN_PKGS)
 
 deps:
-	@$(APT) $(APT_PKGS)
+	@$(APT) $(TEST_PKGS)
 
 include $(wildcard mk/*.mk)
 
@@ -27,6 +32,10 @@ vet:
 test: $(TEST_DEPS)
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 25m ./...
+
+# The default job: a tiny model learns to use the interpreter (configs/toy.yaml).
+run: deps-run build
+	./$(BIN) train --config configs/toy.yaml
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./...

@@ -31,28 +31,31 @@ func cmdBench(e *env, args []string) error {
 	return errorf("cir bench train|decode --help", "bench: unknown benchmark %q", args[0])
 }
 
-// runReference runs the PyTorch reference script with args and decodes its last JSON line.
-func runReference(args ...string) (map[string]float64, error) {
+// runReference runs the PyTorch reference script with args and returns the tokens_per_s of
+// its last line, a JSON object.
+func runReference(args ...string) (float64, error) {
 	dir, err := os.MkdirTemp("", "cir-ref")
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	defer os.RemoveAll(dir)
 	script := filepath.Join(dir, "qwen2_ref.py")
 	if err := os.WriteFile(script, model.ReferenceScript, 0o644); err != nil {
-		return nil, err
+		return 0, err
 	}
 	var out, errb bytes.Buffer
 	cmd := exec.Command(python, append([]string{script}, args...)...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("PyTorch reference: %v: %s", err, lastLine(errb.Bytes()))
+		return 0, fmt.Errorf("PyTorch reference: %v: %s", err, lastLine(errb.Bytes()))
 	}
-	res := map[string]float64{}
-	if err := json.Unmarshal(lastLine(out.Bytes()), &res); err != nil {
-		return nil, fmt.Errorf("PyTorch reference printed %q: %v", lastLine(out.Bytes()), err)
+	var res struct {
+		TokensPerS float64 `json:"tokens_per_s"`
 	}
-	return res, nil
+	if err := json.Unmarshal(lastLine(out.Bytes()), &res); err != nil || res.TokensPerS <= 0 {
+		return 0, fmt.Errorf("PyTorch reference printed %q", lastLine(out.Bytes()))
+	}
+	return res.TokensPerS, nil
 }
 
 func lastLine(b []byte) []byte {
@@ -150,8 +153,8 @@ func benchTrain(e *env, args []string) error {
 		if err != nil {
 			fmt.Fprintf(e.stderr, "skipping the PyTorch comparison: %v\n", err)
 		} else {
-			res["torch_tokens_per_s"] = r["tokens_per_s"]
-			res["ratio"] = res["tokens_per_s"].(float64) / r["tokens_per_s"]
+			res["torch_tokens_per_s"] = r
+			res["ratio"] = res["tokens_per_s"].(float64) / r
 		}
 	}
 	return json.NewEncoder(e.stdout).Encode(res)
@@ -214,8 +217,8 @@ func benchDecode(e *env, args []string) error {
 		if err != nil {
 			fmt.Fprintf(e.stderr, "skipping the PyTorch comparison: %v\n", err)
 		} else {
-			res["torch_tokens_per_s"] = r["tokens_per_s"]
-			res["ratio"] = res["tokens_per_s"].(float64) / r["tokens_per_s"]
+			res["torch_tokens_per_s"] = r
+			res["ratio"] = res["tokens_per_s"].(float64) / r
 		}
 	}
 	return json.NewEncoder(e.stdout).Encode(res)
