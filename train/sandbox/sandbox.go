@@ -273,7 +273,7 @@ func (p *Pool) release(w *worker) {
 	if p.closed {
 		if w != nil {
 			p.bg.Add(1)
-			go func() { defer p.bg.Done(); w.kill() }()
+			go func() { defer p.bg.Done(); w.stop() }()
 		}
 		return
 	}
@@ -328,7 +328,7 @@ func (p *Pool) Close() error {
 		select {
 		case w := <-p.idle:
 			if w != nil {
-				w.kill()
+				w.stop()
 			}
 			continue
 		default:
@@ -341,7 +341,7 @@ func (p *Pool) Close() error {
 		select {
 		case w := <-p.idle:
 			if w != nil {
-				w.kill()
+				w.stop()
 			}
 			continue
 		default:
@@ -416,7 +416,7 @@ func RunOnce(ctx context.Context, cfg Config, code string) Result {
 	if err != nil {
 		return Result{Kind: KindCrash, Output: "Execution Error", Detail: err.Error(), Err: err}
 	}
-	defer w.kill()
+	defer w.stop()
 	req := request{Code: code}
 	sb.fill(&req, 0)
 	rep, err := w.call(ctx, req, sb.timeout(0)+sb.grace())

@@ -318,6 +318,17 @@ func (w *worker) failure(ctx context.Context, what string, err error) error {
 	return fmt.Errorf("sandbox: %s: %w", what, err)
 }
 
+// stop asks the worker to exit (it reaps everything it started first) and kills it when it
+// has not within two seconds.
+func (w *worker) stop() {
+	w.req.Close()
+	select {
+	case <-w.exited:
+	case <-time.After(2 * time.Second):
+	}
+	w.kill()
+}
+
 // kill stops the worker and everything in its sandbox, waits for it, and removes its cgroup
 // and directory. It is idempotent.
 func (w *worker) kill() {

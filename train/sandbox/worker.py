@@ -9,6 +9,7 @@
 import ast
 import ctypes
 import fcntl
+import gc
 import json
 import os
 import random
@@ -32,6 +33,9 @@ CWD = os.path.join(TMP, "cwd")
 if PRELOAD:
     import numpy  # noqa: F401
     import sympy  # noqa: F401
+# Objects that exist now are never collected: the collector of a forked child would otherwise
+# write to every one of them and copy the whole heap page by page.
+gc.freeze()
 
 try:
     libc = ctypes.CDLL(None, use_errno=True)
@@ -70,6 +74,37 @@ def limit(res, value):
             pass
 
 
+WARM_UP = """
+import math
+def f(n):
+    return [i * i for i in range(n)]
+x = {"a": f(3), "b": math.sqrt(2.0)}
+print(x, repr(x))
+"""
+
+
+def warm_up():
+    """Touches, while the child waits for its request, the memory a call touches, so that the
+    copy-on-write faults after fork are not paid during the call (they cost milliseconds)."""
+    saved = sys.stdout
+    try:
+        sys.stdout = open(os.devnull, "w")
+        json.loads(json.dumps({"code": WARM_UP, "prelude": [], "seed": 1, "cpu": 1, "out": 1}))
+        g = {"__name__": "__main__", "__builtins__": __builtins__}
+        tree = ast.parse(WARM_UP, "<string>")
+        exec(compile(tree, "<string>", "exec"), g)
+        eval(compile(ast.Expression(ast.parse("x", mode="eval").body), "<string>", "eval"), g)
+        try:
+            {}["k"]
+        except KeyError as e:
+            traceback.format_exception_only(type(e), e)
+        sys.stdout.flush()
+        sys.stdout.close()
+    except BaseException:
+        pass
+    sys.stdout = saved
+
+
 def child(req_r, out_w, res_w):
     """Runs in the forked child: wait for the request, set limits, run the prelude cells and
     the code, report on fd 3. Forked ahead of the call, so a call does not wait for fork."""
@@ -85,6 +120,12 @@ def child(req_r, out_w, res_w):
     os.dup2(0, 2)
     os.closerange(6, 1 << 16)
     out_w = 4
+    # A stateless call's random state must differ from every other call's; the random module
+    # reseeds itself after fork, numpy does not. Seeding takes milliseconds: do it now.
+    np = sys.modules.get("numpy")
+    if np is not None:
+        np.random.seed(int.from_bytes(os.urandom(4), "little"))  # seed(None) is 10x slower
+    warm_up()
     chunks = []
     while True:
         b = os.read(5, 1 << 16)
@@ -105,12 +146,12 @@ def child(req_r, out_w, res_w):
     sys.stdin = open(0, "r", closefd=False)
     sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
     sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
-    seed = req.get("seed")
+    seed = req.get("seed")  # a session's: its cells replay with the same random numbers
     if seed is not None:
         random.seed(seed)
-    np = sys.modules.get("numpy")
-    if np is not None:
-        np.random.seed(None if seed is None else seed % (1 << 32))
+        np = sys.modules.get("numpy")
+        if np is not None:
+            np.random.seed(seed % (1 << 32))
     g = {"__name__": "__main__", "__builtins__": __builtins__}
     for cell in req.get("prelude") or []:
         try:
@@ -150,7 +191,8 @@ def child(req_r, out_w, res_w):
     except BaseException:
         pass
     try:
-        os.write(3, json.dumps(res).encode())
+        # The newline ends the call for the worker: it need not wait for this process to exit.
+        os.write(3, json.dumps(res).encode() + b"\n")
     except BaseException:
         pass
     os._exit(0)
@@ -232,6 +274,7 @@ class Forked:
         req_r, self.req_w = os.pipe()
         self.out_r, out_w = os.pipe()
         self.res_r, res_w = os.pipe()
+        gc.freeze()
         self.pid = os.fork()
         if self.pid == 0:
             try:
@@ -239,7 +282,7 @@ class Forked:
             except BaseException as e:  # a bug of this file: tell the worker what it was
                 try:
                     msg = {"status": "internal", "error": "%s: %s" % (type(e).__name__, e)}
-                    os.write(3, json.dumps(msg).encode())
+                    os.write(3, json.dumps(msg).encode() + b"\n")
                 except BaseException:
                     pass
             finally:
@@ -261,7 +304,6 @@ def run(req, ch):
     call has been sent SIGKILL when it returns; reaping them is left to cleanup."""
     timeout = float(req.pop("timeout", 5))
     cap = int(req.get("out", 1 << 20))
-    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     data = json.dumps(req).encode()
     try:
@@ -301,7 +343,7 @@ def run(req, ch):
             resbuf.extend(data)
         return True
 
-    exited = False
+    exited = reported = False
     while not exited:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -312,12 +354,15 @@ def run(req, ch):
                 exited = True
             else:
                 drain(fd)
+        # A complete result: the code has finished and flushed its stdout.
+        reported = resbuf.endswith(b"\n")
+        exited = exited or reported
         if total > cap:
             status = "output_limit"
             break
     wall = time.monotonic() - t0
     st = None
-    if exited:
+    if exited and not reported:
         _, st = os.waitpid(pid, 0)  # a zombie already: no wait
     kill_others()
     # Every writer has been sent SIGKILL: what is in the pipes now is all there will be.
@@ -327,13 +372,11 @@ def run(req, ch):
             pass
     if total > cap:
         status = "output_limit"
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     reply = {
         "head": head.decode("utf-8", "replace"),
         "tail": tail.decode("utf-8", "replace") if total > cap else "",
         "bytes": total,
         "wall": wall,
-        "cpu": ru.ru_utime + ru.ru_stime - ru0.ru_utime - ru0.ru_stime,
     }
     if status is None:
         if st is not None and os.WIFSIGNALED(st):
@@ -372,10 +415,9 @@ forked = Forked()
 send({"ready": True, "pid": os.getpid()})
 while True:
     hdr = read_exact(4)
-    if hdr is None:
-        os._exit(0)
-    body = read_exact(struct.unpack("<I", hdr)[0])
-    if body is None:
+    body = read_exact(struct.unpack("<I", hdr)[0]) if hdr is not None else None
+    if body is None:  # the pool closed the pipe: exit, reaping everything first
+        kill_all()
         os._exit(0)
     req = {}
     try:

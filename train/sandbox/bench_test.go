@@ -1,0 +1,89 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkTrivial measures trivial executions (print(1+1)) on the warm pool against a fresh
+// sandboxed Python per call (RunOnce, without numpy/sympy preloaded: the cheapest fresh
+// process), both with W calls in flight. It reports executions per second and the p50/p99
+// latency of one call.
+func BenchmarkTrivial(b *testing.B) {
+	needSandbox(b)
+	const code = "print(1+1)"
+	for _, w := range []int{1, 2} {
+		b.Run(fmt.Sprintf("pool/W=%d", w), func(b *testing.B) {
+			cfg := testConfig(b, w)
+			cfg.Logf = func(string, ...any) {}
+			p := newPool(b, cfg)
+			for range 2 * w { // warm up every worker once
+				p.Run(context.Background(), code)
+			}
+			cpu := childCPU()
+			measure(b, w, func() Result { return p.Run(context.Background(), code) })
+			p.Close() // the workers' CPU time is counted when they are reaped
+			b.ReportMetric((childCPU()-cpu).Seconds()*1000/float64(b.N), "cpu_ms/exec")
+		})
+	}
+	b.Run("fresh/W=2", func(b *testing.B) {
+		cfg := testConfig(b, 1)
+		cfg.Lazy = true
+		cfg.Logf = func(string, ...any) {}
+		cpu := childCPU()
+		measure(b, 2, func() Result { return RunOnce(context.Background(), cfg, code) })
+		b.ReportMetric((childCPU()-cpu).Seconds()*1000/float64(b.N), "cpu_ms/exec")
+	})
+}
+
+// childCPU is the CPU time of this process's reaped children (the sandboxes and all they ran).
+func childCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// measure runs b.N calls of run on w goroutines and reports throughput and latency.
+func measure(b *testing.B, w int, run func() Result) {
+	lat := make([]time.Duration, b.N)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	for range w {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				t := time.Now()
+				r := run()
+				lat[i] = time.Since(t)
+				if r.Output != "2" {
+					bad.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if n := bad.Load(); n > 0 {
+		b.Fatalf("%d of %d calls gave a wrong result", n, b.N)
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "execs/s")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50_ms")
+	b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds())/1000, "p99_ms")
+	b.ReportMetric(0, "ns/op")
+}

@@ -1,0 +1,551 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const testTimeout = 1500 * time.Millisecond
+
+// needSandbox skips a test when bubblewrap or Debian's Python with numpy and sympy is absent
+// (`make test` installs them).
+func needSandbox(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("bwrap"); err != nil {
+		t.Skip("bwrap not installed (make test installs bubblewrap)")
+	}
+	if err := exec.Command("/usr/bin/python3", "-c", "import numpy, sympy").Run(); err != nil {
+		t.Skip("/usr/bin/python3 with numpy and sympy not available (make test installs them)")
+	}
+}
+
+func testConfig(t testing.TB, workers int) Config {
+	cfg := DefaultConfig()
+	cfg.Workers = workers
+	cfg.Timeout = testTimeout
+	cfg.Logf = t.Logf
+	return cfg
+}
+
+func newPool(t testing.TB, cfg Config) *Pool {
+	t.Helper()
+	p, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+var (
+	sharedOnce sync.Once
+	shared     *Pool
+	sharedErr  error
+)
+
+// sharedPool is one pool of two workers for the tests of ordinary code.
+func sharedPool(t *testing.T) *Pool {
+	needSandbox(t)
+	sharedOnce.Do(func() {
+		cfg := testConfig(t, 2)
+		cfg.Logf = func(string, ...any) {}
+		shared, sharedErr = New(context.Background(), cfg)
+	})
+	if sharedErr != nil {
+		t.Fatalf("New: %v", sharedErr)
+	}
+	return shared
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared != nil {
+		shared.Close()
+	}
+	os.Exit(code)
+}
+
+func TestRun(t *testing.T) {
+	p := sharedPool(t)
+	long := `print("a"*300 + "b"*300)`
+	tests := []struct {
+		name, code, want string
+		kind             ErrorKind
+	}{
+		{"print", "print(1+1)", "2", KindOK},
+		{"stripped", "print('\\n  hi  \\n')\nprint()", "hi", KindOK},
+		{"final expression", "x = 6\nx * 7", "42", KindOK},
+		{"final expression repr", "'a' + 'b'", "'ab'", KindOK},
+		{"final None", "x = 1\nNone", "", KindOK},
+		{"printed wins", "print('p')\n5", "p", KindOK},
+		{"nothing", "x = 1", "", KindOK},
+		{"exception", "print('lost')\n{}['k']", "KeyError: 'k'", KindException},
+		{"nested exception", "def f():\n    raise ValueError('bad value')\nf()", "ValueError: bad value", KindException},
+		{"syntax error", "def f(:\n  pass", "SyntaxError: invalid syntax", KindException},
+		{"truncated", long, strings.Repeat("a", 200) + "..." + strings.Repeat("b", 200), KindOK},
+		{"numpy", "import numpy as np\nprint(np.arange(10).sum())", "45", KindOK},
+		{"sympy", "import sympy\nprint(sympy.factorint(360))", "{2: 3, 3: 2, 5: 1}", KindOK},
+		{"stderr hidden", "import sys\nprint('err', file=sys.stderr)\nprint('out')", "out", KindOK},
+		{"sys.exit", "print('bye')\nimport sys\nsys.exit(3)", "bye", KindOK},
+		{"timeout", "while True:\n    pass", TimeoutOutput, KindTimeout},
+		{"segfault", "import ctypes\nctypes.string_at(0)", "Execution Error: killed by SIGSEGV", KindCrash},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := p.Run(context.Background(), tc.code)
+			if r.Output != tc.want || r.Kind != tc.kind || r.Err != nil {
+				t.Errorf("got %q (%s, err %v, %s), want %q (%s)", r.Output, r.Kind, r.Err, r.Detail, tc.want, tc.kind)
+			}
+		})
+	}
+}
+
+// TestStateless checks that a call sees nothing of the one before: variables, files in the
+// working directory and /tmp, random state.
+func TestStateless(t *testing.T) {
+	p := sharedPool(t)
+	ctx := context.Background()
+	first := p.Run(ctx, `secret = 1
+open("here.txt", "w").write("x")
+open("/tmp/there.txt", "w").write("x")
+import random, numpy
+print(random.random(), numpy.random.rand())`)
+	if first.Kind != KindOK {
+		t.Fatalf("first call: %q (%s)", first.Output, first.Kind)
+	}
+	for range 3 { // both workers
+		r := p.Run(ctx, `import os, random, numpy
+print("secret" in globals(), os.listdir("."), sorted(os.listdir("/tmp")))
+print(random.random(), numpy.random.rand())`)
+		lines := strings.Split(r.Output, "\n")
+		if r.Kind != KindOK || len(lines) != 2 || lines[0] != "False [] ['cwd']" {
+			t.Fatalf("later call: %q (%s), want no state of the first", r.Output, r.Kind)
+		}
+		if lines[1] == first.Output {
+			t.Errorf("random state repeats across calls: %q", lines[1])
+		}
+	}
+}
+
+func TestSession(t *testing.T) {
+	p := sharedPool(t)
+	ctx := context.Background()
+	s := p.Session()
+	defer s.Close()
+	steps := []struct {
+		code, want string
+		kind       ErrorKind
+	}{
+		{"import random\nx = 20\nr = random.random()\nprint(r)", "", KindOK},
+		{"x += 1\nx", "21", KindOK},
+		{"x = x * 2\nundefined_name", "NameError: name 'undefined_name' is not defined", KindException},
+		{"while True: x = 0", TimeoutOutput, KindTimeout}, // not replayed: x stays 42
+		{"print(x)", "42", KindOK},
+		{"print(r)", "", KindOK}, // want: the value the first cell printed
+	}
+	var r0 string
+	for i, st := range steps {
+		r := s.Run(ctx, st.code)
+		want := st.want
+		if i == 0 {
+			r0 = r.Output
+			want = r.Output
+		}
+		if i == len(steps)-1 {
+			want = r0
+		}
+		if r.Output != want || r.Kind != st.kind {
+			t.Fatalf("cell %d: got %q (%s), want %q (%s)", i, r.Output, r.Kind, want, st.kind)
+		}
+	}
+	// Sessions do not leak into each other or into stateless calls.
+	if r := p.Session().Run(ctx, "x"); r.Kind != KindException {
+		t.Errorf("new session sees x: %q", r.Output)
+	}
+	if r := p.Run(ctx, "x"); r.Kind != KindException {
+		t.Errorf("stateless call sees x: %q", r.Output)
+	}
+	s.Close()
+	if r := s.Run(ctx, "1"); !errors.Is(r.Err, ErrClosed) {
+		t.Errorf("Run after Close: %+v, want ErrClosed", r)
+	}
+}
+
+func TestConcurrent(t *testing.T) {
+	p := sharedPool(t)
+	var wg sync.WaitGroup
+	errs := make(chan string, 32)
+	for g := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 3 {
+				n := g*10 + i
+				r := p.Run(context.Background(), fmt.Sprintf("print(%d * %d)", n, n))
+				if r.Output != strconv.Itoa(n*n) || r.Kind != KindOK {
+					errs <- fmt.Sprintf("print(%d*%d): %q (%s)", n, n, r.Output, r.Kind)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}
+
+// cleanCheck is run after hostile code: it prints the number of processes in the sandbox's
+// PID namespace (the worker and this call's process when nothing survived) and /tmp.
+const cleanCheck = `import os
+print(len([p for p in os.listdir("/proc") if p.isdigit()]), sorted(os.listdir("/tmp")))`
+
+// TestHostile runs hostile code on a pool of one worker and checks, for each, that the
+// damage is contained, that nothing it started is left and that the next call works.
+func TestHostile(t *testing.T) {
+	needSandbox(t)
+	cfg := testConfig(t, 1)
+	p := newPool(t, cfg)
+	ctx := context.Background()
+
+	// A listener on the host's loopback that records connections.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns sync.WaitGroup
+	connected := make(chan struct{}, 16)
+	conns.Add(1)
+	go func() {
+		defer conns.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			connected <- struct{}{}
+			c.Close()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	// A file in the host's home and one of the project's own.
+	home, err := os.UserHomeDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := os.CreateTemp(home, ".cir-sandbox-secret-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret.WriteString("top secret")
+	secret.Close()
+	defer os.Remove(secret.Name())
+	project, _ := filepath.Abs("sandbox.go")
+	outside := filepath.Join(t.TempDir(), "escaped")
+	hostTmp := filepath.Join(os.TempDir(), fmt.Sprintf("cir-sandbox-escape-%d", os.Getpid()))
+	defer os.Remove(hostTmp)
+
+	tests := []struct {
+		name  string
+		code  string
+		kinds []ErrorKind
+		check func(t *testing.T, r Result)
+	}{
+		{"connect to host loopback", fmt.Sprintf(`import socket
+s = socket.create_connection(("127.0.0.1", %d), timeout=1)
+s.sendall(b"hello")
+print("connected")`, port), []ErrorKind{KindException}, func(t *testing.T, r Result) {
+			select {
+			case <-connected:
+				t.Errorf("the host listener got a connection")
+			case <-time.After(50 * time.Millisecond):
+			}
+		}},
+		{"read host home", fmt.Sprintf(`import os
+for p in (%q, %q):
+    try:
+        print(open(p).read())
+    except OSError as e:
+        print(type(e).__name__)
+print(os.path.exists(%q))`, secret.Name(), project, home), []ErrorKind{KindOK}, func(t *testing.T, r Result) {
+			if r.Output != "FileNotFoundError\nFileNotFoundError\nFalse" {
+				t.Errorf("the sandbox saw host files: %q", r.Output)
+			}
+		}},
+		{"write outside", fmt.Sprintf(`for p in (%q, %q, "/usr/evil"):
+    try:
+        open(p, "w").write("x")
+        print("wrote", p)
+    except OSError as e:
+        print(type(e).__name__)`, outside, hostTmp), []ErrorKind{KindOK}, func(t *testing.T, r Result) {
+			for _, p := range []string{outside, hostTmp, "/usr/evil"} {
+				if _, err := os.Stat(p); err == nil {
+					t.Errorf("%s appeared on the host", p)
+				}
+			}
+		}},
+		{"infinite loop", "while True:\n    pass", []ErrorKind{KindTimeout}, func(t *testing.T, r Result) {
+			if r.Output != TimeoutOutput || r.Duration > testTimeout+time.Second {
+				t.Errorf("got %q after %v", r.Output, r.Duration)
+			}
+		}},
+		{"16 GiB allocation", "x = bytearray(16 << 30)\nprint(len(x))", []ErrorKind{KindException}, func(t *testing.T, r Result) {
+			if r.Output != "MemoryError" {
+				t.Errorf("got %q, want MemoryError", r.Output)
+			}
+		}},
+		{"16 GiB numpy", "import numpy as np\nx = np.ones(2 << 30)\nprint(x.sum())", []ErrorKind{KindException}, func(t *testing.T, r Result) {
+			if !strings.Contains(r.Output, "MemoryError") {
+				t.Errorf("got %q, want a MemoryError", r.Output)
+			}
+		}},
+		{"fork bomb", `import os
+while True:
+    try:
+        os.fork()
+    except OSError:
+        pass`, []ErrorKind{KindTimeout}, nil},
+		{"100 MB of output", "import sys\nfor i in range(100):\n    sys.stdout.write('x' * 1000000)", []ErrorKind{KindLimit}, func(t *testing.T, r Result) {
+			if want := strings.Repeat("x", 200) + "..." + strings.Repeat("x", 200); r.Output != want {
+				t.Errorf("got %d chars %.30q, want the truncated run of x", len(r.Output), r.Output)
+			}
+		}},
+		{"kill its parent", "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.kill(1, signal.SIGTERM)\nprint('still here')", []ErrorKind{KindOK}, func(t *testing.T, r Result) {
+			if r.Output != "still here" {
+				t.Errorf("got %q", r.Output)
+			}
+		}},
+		{"kill everything", "import os, signal\nos.kill(-1, signal.SIGKILL)\nprint('done')", []ErrorKind{KindOK, KindException}, nil},
+		{"close stdout", "import os, sys\nprint('before')\nsys.stdout.flush()\nos.close(1)\nprint('after')", []ErrorKind{KindOK}, func(t *testing.T, r Result) {
+			if r.Output != "before" {
+				t.Errorf("got %q, want %q", r.Output, "before")
+			}
+		}},
+		{"daemon", `import os, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.close(1)
+        time.sleep(60)
+        open("/tmp/daemon-was-here", "w").write("x")
+    os._exit(0)
+print("parent done")`, []ErrorKind{KindOK}, func(t *testing.T, r Result) {
+			if r.Output != "parent done" {
+				t.Errorf("got %q", r.Output)
+			}
+		}},
+		{"sleep past the timeout with children", `import subprocess, time
+subprocess.Popen(["sleep", "60"])
+subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60"])
+time.sleep(60)`, []ErrorKind{KindTimeout}, nil},
+	}
+	w := p.peekWorker(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			r := p.Run(ctx, tc.code)
+			if r.Err != nil || !kindIn(r.Kind, tc.kinds) {
+				t.Errorf("got %q (%s, %v, %s), want kind %v", r.Output, r.Kind, r.Err, r.Detail, tc.kinds)
+			}
+			if tc.check != nil {
+				tc.check(t, r)
+			}
+			t.Logf("%s: %.60q in %v", r.Kind, r.Output, time.Since(start).Round(time.Millisecond))
+			if c := p.Run(ctx, cleanCheck); c.Output != "2 ['cwd']" {
+				t.Errorf("after the call: %q (%s, %s), want 2 processes and an empty /tmp", c.Output, c.Kind, c.Detail)
+			}
+		})
+	}
+	if w2 := p.peekWorker(t); w2 != w {
+		t.Errorf("the worker was replaced (%d → %d): the code could hurt it", w.id, w2.id)
+	}
+	if w.cg != "" {
+		peak, _ := os.ReadFile(filepath.Join(w.cg, "pids.peak"))
+		max, _ := os.ReadFile(filepath.Join(w.cg, "pids.max"))
+		t.Logf("worker pids cgroup: peak %s of max %s", strings.TrimSpace(string(peak)), strings.TrimSpace(string(max)))
+		if n, err := strconv.Atoi(strings.TrimSpace(string(peak))); err == nil && n > cfg.MaxProcs+3 {
+			t.Errorf("pids peak %d over the limit %d", n, cfg.MaxProcs+3)
+		}
+	} else {
+		t.Logf("no pids cgroup: the fork bomb was bounded by RLIMIT_NPROC")
+	}
+	if os.Geteuid() == 0 && w.cg == "" && p.sb.setpriv == "" {
+		t.Errorf("running as root with neither a pids cgroup nor setpriv: fork bombs are not bounded")
+	}
+	ln.Close()
+	conns.Wait()
+}
+
+func kindIn(k ErrorKind, ks []ErrorKind) bool {
+	for _, x := range ks {
+		if k == x {
+			return true
+		}
+	}
+	return false
+}
+
+// peekWorker returns the pool's single idle worker, leaving it in the pool.
+func (p *Pool) peekWorker(t *testing.T) *worker {
+	t.Helper()
+	select {
+	case w := <-p.idle:
+		p.idle <- w
+		if w == nil {
+			t.Fatal("no worker in the pool")
+		}
+		return w
+	case <-time.After(30 * time.Second):
+		t.Fatal("no idle worker")
+	}
+	return nil
+}
+
+// TestRecovery breaks workers on purpose (a test hook in the worker's loop): a worker that
+// dies, hangs, or writes garbage is replaced, and the call after works.
+func TestRecovery(t *testing.T) {
+	needSandbox(t)
+	const anchor = "        reply = run(req, forked)\n"
+	if !strings.Contains(workerScript, anchor) {
+		t.Fatal("worker.py no longer has the line this test hooks")
+	}
+	hook := `        if req.get("code") == "DIE":
+            os._exit(3)
+        if req.get("code") == "HANG":
+            time.sleep(3600)
+        if req.get("code") == "GARBAGE":
+            os.write(RESP_FD, b"\x05\x00\x00\x00{{{{{")
+            continue
+        if req.get("code") == "WRONGID":
+            req["id"] = -5
+`
+	cfg := testConfig(t, 1)
+	cfg.Lazy = true
+	cfg.Timeout = 500 * time.Millisecond
+	p, err := newTestPool(cfg, strings.Replace(workerScript, anchor, hook+anchor, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		code string
+		kind ErrorKind
+	}{{"DIE", KindCrash}, {"HANG", KindTimeout}, {"GARBAGE", KindCrash}, {"WRONGID", KindCrash}} {
+		t.Run(tc.code, func(t *testing.T) {
+			start := time.Now()
+			r := p.Run(ctx, tc.code)
+			if r.Kind != tc.kind || r.Err != nil {
+				t.Errorf("got %q (%s, %v), want kind %s", r.Output, r.Kind, r.Err, tc.kind)
+			}
+			if d := time.Since(start); d > cfg.Timeout+p.sb.grace()+time.Second {
+				t.Errorf("took %v", d)
+			}
+			t.Logf("%s: %s", r.Kind, r.Detail)
+			if r := p.Run(ctx, "print(6*7)"); r.Output != "42" {
+				t.Errorf("the next call: %q (%s, %v, %s)", r.Output, r.Kind, r.Err, r.Detail)
+			}
+		})
+	}
+}
+
+// newTestPool is New with a replaced worker program.
+func newTestPool(cfg Config, script string) (*Pool, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	sb, err := newSandboxer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	sb.script = script
+	p := &Pool{cfg: cfg, sb: sb, idle: make(chan *worker, cfg.Workers), done: make(chan struct{})}
+	for range cfg.Workers {
+		w, err := sb.spawn(context.Background())
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.idle <- w
+	}
+	return p, nil
+}
+
+func TestCancelAndClose(t *testing.T) {
+	needSandbox(t)
+	cfg := testConfig(t, 1)
+	cfg.Lazy = true
+	cfg.Timeout = 10 * time.Second
+	p := newPool(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	r := p.Run(ctx, "import time\ntime.sleep(30)")
+	if r.Kind != KindCanceled || !errors.Is(r.Err, context.DeadlineExceeded) {
+		t.Errorf("canceled call: %+v", r)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("a canceled call took %v", d)
+	}
+	if r := p.Run(context.Background(), "print('ok')"); r.Output != "ok" {
+		t.Errorf("after a cancel: %+v", r)
+	}
+	done, stop := context.WithCancel(context.Background())
+	stop()
+	if r := p.Run(done, "print(1)"); !errors.Is(r.Err, context.Canceled) {
+		t.Errorf("Run with a done context: %+v", r)
+	}
+	if err := p.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if r := p.Run(context.Background(), "print(1)"); !errors.Is(r.Err, ErrClosed) || r.Kind != KindCanceled {
+		t.Errorf("Run after Close: %+v", r)
+	}
+}
+
+func TestNoSandbox(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	cfg := testConfig(t, 1)
+	cfg.Lazy = true
+	if _, err := New(context.Background(), cfg); !errors.Is(err, ErrNoSandbox) {
+		t.Fatalf("New without bwrap: %v, want ErrNoSandbox", err)
+	}
+	if _, err := os.Stat(cfg.Python); err != nil {
+		t.Skip("no /usr/bin/python3")
+	}
+	cfg.Unsafe = true
+	p := newPool(t, cfg)
+	if r := p.Run(context.Background(), "import os\nprint(6*7)\nos.getcwd()"); r.Output != "42" || r.Kind != KindOK {
+		t.Errorf("unsafe run: %+v", r)
+	}
+	r := p.Run(context.Background(), `import subprocess, time
+subprocess.Popen(["sleep", "60"])
+time.sleep(60)`)
+	if r.Kind != KindTimeout {
+		t.Errorf("unsafe timeout: %+v", r)
+	}
+	if r := p.Run(context.Background(), "import os\nprint(os.listdir('.'))"); r.Output != "[]" {
+		t.Errorf("unsafe: working directory not fresh: %+v", r)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, c := range []Config{{Workers: -1}, {MaxOutputBytes: 10}, {MemoryBytes: 1000}, {Timeout: -1}} {
+		if _, err := New(context.Background(), c); err == nil || !strings.Contains(err.Error(), "Config.") {
+			t.Errorf("New(%+v): %v, want an error naming the field", c, err)
+		}
+	}
+}
