@@ -184,8 +184,13 @@ func (p *fakePolicy) Fork(dst, src, n int) error {
 // emits turns[k] token by token, where k counts the tool outputs in the context, then EOS.
 // The log-prob of a token is -(1 + id%5)/8, so the test can check alignment.
 func scripted(scripts map[string][][]int32) func([]int32, float32) Sample {
+	return scriptedWith(testTok{}, tEOS, scripts)
+}
+
+// scriptedWith is scripted for any tokenizer and EOS id.
+func scriptedWith(tok Tokenizer, eos int32, scripts map[string][][]int32) func([]int32, float32) Sample {
 	return func(ctx []int32, _ float32) Sample {
-		text := testTok{}.Decode(ctx)
+		text := tok.Decode(ctx)
 		for prompt, turns := range scripts {
 			if !strings.HasPrefix(text, prompt) {
 				continue
@@ -201,20 +206,20 @@ func scripted(scripts map[string][][]int32) func([]int32, float32) Sample {
 				resp = resp[last+len("\n```output\n")+end+len("\n```\n"):]
 			}
 			if k >= len(turns) {
-				return Sample{Token: tEOS, LogP: logpOf(tEOS)}
+				return Sample{Token: eos, LogP: logpOf(eos)}
 			}
 			acc := 0
 			for _, id := range turns[k] {
 				if acc == len(resp) {
 					return Sample{Token: id, LogP: logpOf(id)}
 				}
-				acc += len(testTok{}.Decode([]int32{id}))
+				acc += len(tok.Decode([]int32{id}))
 				if acc > len(resp) {
 					break
 				}
 			}
 			if acc == len(resp) {
-				return Sample{Token: tEOS, LogP: logpOf(tEOS)}
+				return Sample{Token: eos, LogP: logpOf(eos)}
 			}
 			// The context is mid-way through a prefill chunk (or off script, which the
 			// test sees as a token 0 with an impossible log-prob of +1).
