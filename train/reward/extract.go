@@ -110,6 +110,10 @@ func Extract(completion string) (answer string, ok bool) {
 			return a, true
 		}
 	}
+	// A completion that is one line of math is the answer itself ("\frac{1}{2}", "x = 3").
+	if t := strings.TrimSpace(s); t != "" && !strings.Contains(t, "\n") && len(t) <= 500 && looksLikeMath(t) {
+		return unwrap(t), true
+	}
 	// The last line of prose: its last math span, else its last number.
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	last := strings.TrimSpace(lines[len(lines)-1])
@@ -215,4 +219,23 @@ func lastNumber(s string) (string, bool) {
 		return "", false
 	}
 	return n, true
+}
+
+// looksLikeMath reports whether a line is an answer written alone: it parses, and has no
+// word of two or more letters other than function names (so prose is not read as a product
+// of variables).
+func looksLikeMath(line string) bool {
+	norm := normalize(line)
+	if _, _, text := textAnswer(norm); text {
+		return false
+	}
+	for _, t := range lex(norm) {
+		if t.kind == tWord && len(t.text) > 1 {
+			if _, f := funcNames[t.text]; !f && t.text != "pi" {
+				return false
+			}
+		}
+	}
+	_, err := parseAnswer(norm)
+	return err == nil
 }

@@ -37,6 +37,10 @@ func TestExtract(t *testing.T) {
 		{"empty", "", "", false},
 		{"code only", "```python\nprint(6*7)\n```\n```output\n42\n```", "", false},
 		{"unterminated code", "Let me compute.\n```python\nx = 41", "", false},
+		{"bare fraction", `\frac{1}{2}`, `\frac{1}{2}`, true},
+		{"bare equation", "x = 3", "x = 3", true},
+		{"bare dollar math", "$(3,4]$", "(3,4]", true},
+		{"bare prose", "no idea", "", false},
 		{"boxed after code", "```python\nprint(6*7)\n```\n```output\n42\n```\nSo \\boxed{42}.", "42", true},
 	}
 	for _, c := range cases {
