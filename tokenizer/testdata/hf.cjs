@@ -8,7 +8,7 @@
 // MODE split    pieces of the Qwen2 pre-tokenizer regex under Hugging Face's (Oniguruma)
 //               semantics: \s is Unicode White_Space and (?i) folds ſ to s
 // MODE bench    encode all lines repeatedly for about BENCH_SECONDS (env, default 3) and print
-//               {"bytes":..,"seconds":..,"mbps":..}
+//               {"bytes":..,"seconds":..,"cpu_seconds":..,"mbps":..}
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -44,14 +44,17 @@ if (mode === "encode") {
   for (const s of lines) tok.encode(s, { add_special_tokens: false }); // warm up
   const limit = Number(process.env.BENCH_SECONDS || 3) * 1e9;
   const t0 = process.hrtime.bigint();
+  const c0 = process.cpuUsage();
   let passes = 0, elapsed = 0n;
   do {
     for (const s of lines) tok.encode(s, { add_special_tokens: false });
     passes++;
     elapsed = process.hrtime.bigint() - t0;
   } while (Number(elapsed) < limit);
+  const cpu = process.cpuUsage(c0);
   const seconds = Number(elapsed) / 1e9;
-  out([{ bytes: bytes * passes, seconds, mbps: (bytes * passes) / seconds / 1e6 }]);
+  const cpu_seconds = (cpu.user + cpu.system) / 1e6;
+  out([{ bytes: bytes * passes, seconds, cpu_seconds, mbps: (bytes * passes) / seconds / 1e6 }]);
 } else {
   process.stderr.write("hf.cjs: unknown mode " + mode + "\n");
   process.exit(2);
