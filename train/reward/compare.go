@@ -80,7 +80,7 @@ func unwrapEq(n *node) *node {
 				return n
 			}
 		}
-		if n.args[0].op == opVar {
+		if n.args[0].op == opVar || isCall(n.args[0]) {
 			return n.args[len(n.args)-1]
 		}
 		if len(n.args) == 2 && n.args[1].op == opVar && !hasVars(n.args[0]) {
@@ -96,6 +96,15 @@ func unwrapEq(n *node) *node {
 		return &m
 	}
 	return n
+}
+
+// isCall reports whether n reads as a function name applied to variables: f(x), p(a,b) is
+// parsed as a product of a one-letter name and its arguments.
+func isCall(n *node) bool {
+	if n.op != opMul || len(n.args) != 2 || n.args[0].op != opVar || !strings.Contains("fghpqPQ", n.args[0].name) || len(n.args[0].name) != 1 {
+		return false
+	}
+	return n.args[1].op == opVar || n.args[1].op == opTuple && !slices.ContainsFunc(n.args[1].args, func(a *node) bool { return a.op != opVar })
 }
 
 // expandPM expands ± into a set of alternatives (1 ± √2 becomes {1+√2, 1−√2}); a set's

@@ -43,6 +43,7 @@ var replacer = strings.NewReplacer(
 	`{,}`, ",", `\lbrace`, `\{`, `\rbrace`, `\}`, `\lvert`, "|", `\rvert`, "|", `\vert`, "|",
 	`\|`, "|", `\mid`, "|", `\lt`, "<", `\gt`, ">", `\neq`, `\ne`,
 	"−", "-", "–", "-", "×", `\times`, "·", `\cdot`, "π", `\pi`, "√", `\sqrt`, "≤", `\le`, "≥", `\ge`,
+	`\mathbb{R}`, `(-\infty, \infty)`, `\mathbb R`, `(-\infty, \infty)`,
 	"≠", `\ne`, "∞", `\infty`, "±", `\pm`, "∪", `\cup`, "\u00a0", " ",
 )
 
