@@ -2,13 +2,14 @@ package reward
 
 import (
 	"errors"
+	"math"
 	"slices"
 	"strings"
 )
 
 // Tolerances of numeric comparison, relative to the larger magnitude.
 const (
-	tolDecimal = 2e-6  // a side is written with a decimal point (0.333333 = 1/3)
+	tolDecimal = 2e-6  // relative, when a side is written with a decimal point (0.333333 = 1/3)
 	tolFloat64 = 1e-9  // a transcendental function was evaluated in float64
 	tolHigh    = 1e-25 // everything else, evaluated with numPrec bits
 	maxPM      = 16    // most alternatives one answer expands to through ±
@@ -219,19 +220,20 @@ func hasVars(n *node) bool {
 	return false
 }
 
-func hasDec(n *node) bool {
+// decDigits returns the most digits after the point of a decimal literal in n, or −1 when n
+// has no decimal literal.
+func decDigits(n *node) int {
 	if n == nil {
-		return false
+		return -1
 	}
+	d := -1
 	if n.op == opNum && n.dec {
-		return true
+		d = n.digits
 	}
 	for _, a := range n.args {
-		if hasDec(a) {
-			return true
-		}
+		d = max(d, decDigits(a))
 	}
-	return false
+	return d
 }
 
 func collectVars(n *node, into []string) []string {
@@ -353,7 +355,7 @@ func (c *cmp) scalar(p, g *node) bool {
 	if sp, sg := infSign(p), infSign(g); sp != 0 || sg != 0 {
 		return sp == sg
 	}
-	dec := hasDec(p) || hasDec(g)
+	dec := max(decDigits(p), decDigits(g))
 	gv := collectVars(g, nil)
 	vars := collectVars(p, gv)
 	if len(vars) > len(gv) {
@@ -369,7 +371,7 @@ func (c *cmp) scalar(p, g *node) bool {
 			if ep.re.Cmp(eg.re) == 0 && (ep.real() && eg.real() || !ep.real() && !eg.real() && ep.im.Cmp(eg.im) == 0) {
 				return true
 			}
-			if !dec {
+			if dec < 0 {
 				return false
 			}
 		}
@@ -408,7 +410,7 @@ func (c *cmp) fatal(err error) bool {
 }
 
 // numeric evaluates both sides at env: 1 equal, 0 different, −1 both undefined.
-func (c *cmp) numeric(p, g *node, env map[string]cnum, dec bool) int {
+func (c *cmp) numeric(p, g *node, env map[string]cnum, dec int) int {
 	ep := &numEval{vars: env, b: c.b}
 	eg := &numEval{vars: env, b: c.b}
 	a, err1 := ep.eval(p)
@@ -422,21 +424,32 @@ func (c *cmp) numeric(p, g *node, env map[string]cnum, dec bool) int {
 		}
 		return 0
 	}
-	tol := tolHigh
-	if ep.low || eg.low {
-		tol = tolFloat64
-	}
-	if dec {
-		tol = tolDecimal
-	}
-	if near(a, b, tol) {
+	if near(a, b, tolerance(ep.low || eg.low, dec)) {
 		return 1
 	}
 	return 0
 }
 
-// near reports |a−b| ≤ tol·max(|a|,|b|), or both zero.
-func near(a, b cnum, tol float64) bool {
+// tol is a comparison tolerance: |a−b| ≤ rel·max(|a|,|b|), and, when abs > 0, also ≤ abs.
+type tol struct{ rel, abs float64 }
+
+func (t tol) scale(k float64) tol { return tol{t.rel * k, t.abs * k} }
+
+// tolerance picks the tolerance of a comparison. A decimal written with d digits after the
+// point must be the value rounded to those digits (within half a unit of the last place) and
+// within tolDecimal relative: 0.333333 = 1/3, but 801730807.0 ≠ 801730806.
+func tolerance(low bool, dec int) tol {
+	switch {
+	case dec >= 0:
+		return tol{tolDecimal, 0.5 * math.Pow(10, -float64(dec))}
+	case low:
+		return tol{rel: tolFloat64}
+	}
+	return tol{rel: tolHigh}
+}
+
+// near reports whether a and b agree within t (both zero always agree).
+func near(a, b cnum, t tol) bool {
 	d := cAbs(cSub(a, b))
 	if d.Sign() == 0 {
 		return true
@@ -445,10 +458,15 @@ func near(a, b cnum, tol float64) bool {
 	if mb := cAbs(b); mb.Cmp(m) > 0 {
 		m = mb
 	}
-	lim := newF().Mul(m, newF().SetFloat64(tol))
+	lim := newF().Mul(m, newF().SetFloat64(t.rel))
 	// An absolute floor for values that should be zero but carry rounding error.
-	if floor := newF().SetFloat64(tol * 1e-6); lim.Cmp(floor) < 0 {
+	if floor := newF().SetFloat64(t.rel * 1e-6); lim.Cmp(floor) < 0 {
 		lim = floor
+	}
+	if t.abs > 0 {
+		if abs := newF().SetFloat64(t.abs); abs.Cmp(lim) < 0 {
+			lim = abs
+		}
 	}
 	return d.Cmp(lim) <= 0
 }
@@ -470,7 +488,7 @@ func (c *cmp) relations(p, g *node) bool {
 		return false // 0 = 0, 1 < 2: no unknown, never an answer
 	}
 	slices.Sort(vars)
-	dec := hasDec(f) || hasDec(h)
+	dec := max(decDigits(f), decDigits(h))
 	var ratio cnum
 	have, good := false, 0
 	for k := range points {
@@ -491,13 +509,7 @@ func (c *cmp) relations(p, g *node) bool {
 			}
 			return false
 		}
-		tol := tolHigh
-		if e1.low || e2.low {
-			tol = tolFloat64
-		}
-		if dec {
-			tol = tolDecimal
-		}
+		tol := tolerance(e1.low || e2.low, dec)
 		za, zb := near(a, cReal(newF()), tol), near(b, cReal(newF()), tol)
 		if za || zb {
 			if za != zb {
@@ -514,7 +526,7 @@ func (c *cmp) relations(p, g *node) bool {
 			if p.rels[0] != "=" && p.rels[0] != "!=" && (r.im.Sign() != 0 || r.re.Sign() <= 0) {
 				return false
 			}
-		} else if !near(r, ratio, tol*10) {
+		} else if !near(r, ratio, tol.scale(10)) {
 			return false
 		}
 		good++

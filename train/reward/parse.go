@@ -35,7 +35,8 @@ const (
 type node struct {
 	op          op
 	val         *big.Rat
-	dec         bool
+	dec         bool // written with a decimal point
+	digits      int  // digits after the decimal point
 	name        string
 	args        []*node
 	open, close byte
@@ -505,7 +506,11 @@ func (p *parser) num(text string, dec bool) (*node, error) {
 			return nil, p.fail("bad number %q", text)
 		}
 	}
-	return p.mk(node{op: opNum, val: r, dec: dec || strings.Contains(text, ".")})
+	n := node{op: opNum, val: r, dec: dec}
+	if i := strings.IndexByte(text, '.'); i >= 0 {
+		n.dec, n.digits = true, len(text)-i-1
+	}
+	return p.mk(n)
 }
 
 // smallRat parses digits with at most one '.' and at most 18 digits without big.Rat's
