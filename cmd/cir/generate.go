@@ -75,8 +75,7 @@ func cmdGenerate(e *env, args []string) error {
 	if *raw {
 		prompt = tok.Encode(problem)
 	} else {
-		msgs := []tokenizer.Message{{Role: "user", Content: rollout.UserMessage(problem)}}
-		prompt = tokenizer.EncodeChat(tok, msgs, true)
+		prompt = rollout.Prompt(tok, problem)
 	}
 	if len(prompt) == 0 {
 		return errorf(hint, "generate: --prompt is empty")

@@ -8,17 +8,6 @@ import (
 	"cir/engine"
 )
 
-// Instruction is the CIR system instruction put before each problem (DESIGN.md, interpreter
-// protocol); the user message is Instruction + "\n" + problem, see UserMessage.
-const Instruction = "Please solve the following problem step by step. During your reasoning process, " +
-	"if needed, you can choose to write python code to enhance your reasoning. The code executor " +
-	"will run your code and provide the execution results back to you to support your reasoning " +
-	"process. Please put the final answer within \\boxed{}."
-
-// UserMessage is the content of the user turn for a problem: Instruction, a newline, the
-// problem. The caller puts it through the model's chat template.
-func UserMessage(problem string) string { return Instruction + "\n" + problem }
-
 // Policy is a batched, KV-cached next-token sampler over numbered cache slots.
 type Policy interface {
 	// Slots is the number of cache slots (concurrent sequences).
