@@ -1,0 +1,69 @@
+# CUDA: the kernels (kernels/*.cu → kernels/build/libcirkernels.a, nvcc) and the binary built
+# with -tags cuda (bin/cir-cuda). Works with Debian's nvcc 11.8 (nvidia-cuda-toolkit, non-free;
+# its nvcc drives a supported host gcc through its own wrapper) and with NVIDIA's nvcc 12/13.
+# SASS for sm_80 (A100) and sm_90 (H100), plus compute_90 PTX for later GPUs; cudart static.
+NVCC       ?= nvcc
+NVCC_PATH  := $(shell command -v $(NVCC) 2>/dev/null)
+# The toolkit root: /usr for Debian's package, the install prefix for NVIDIA's.
+CUDA_HOME  ?= $(patsubst %/bin/nvcc,%,$(NVCC_PATH))
+CUDA_ARCH  ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+              -gencode arch=compute_90,code=compute_90
+NVCC_FLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC -Xcompiler -Wall $(CUDA_ARCH)
+KERNEL_SRC := $(wildcard kernels/*.cu)
+KERNEL_LIB_SRC := $(filter-out kernels/check_abi.cu,$(KERNEL_SRC))
+KERNEL_OBJ := $(patsubst kernels/%.cu,kernels/build/%.o,$(KERNEL_LIB_SRC))
+KERNEL_HDR := $(wildcard kernels/*.h kernels/*.cuh third_party/*/*.h)
+KERNEL_LIB := kernels/build/libcirkernels.a
+CUDA_BIN   := bin/cir-cuda
+# cgo finds libcirkernels.a through engine/cuda's own #cgo line; the toolkit's libraries
+# (cudart_static) and headers through these, for toolkits outside the system paths.
+CUDA_CGO_ENV = CGO_CFLAGS="$(CGO_CFLAGS) -I$(CUDA_HOME)/include" \
+               CGO_LDFLAGS="$(CGO_LDFLAGS) -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/lib"
+GPU_BUNDLE := gpu-bundle
+
+.PHONY: kernels kernels-abi cuda-deps cuda-binary test-cuda-build gpu-bundle
+
+kernels: $(KERNEL_LIB)
+
+kernels/build/%.o: kernels/%.cu $(KERNEL_HDR)
+	@mkdir -p kernels/build
+	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+
+$(KERNEL_LIB): $(KERNEL_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+# The declarations in third_party against the vendor headers (static_asserts only).
+kernels-abi:
+	$(NVCC) -std=c++17 -c kernels/check_abi.cu -o kernels/build/check_abi.o
+
+cuda-deps:
+	@$(APT) --non-free nvidia-cuda-toolkit
+
+cuda-binary: $(KERNEL_LIB)
+	$(CUDA_CGO_ENV) $(GO) build -tags cuda -o $(CUDA_BIN) ./cmd/cir
+
+# With nvcc on PATH, `make build` also builds the kernels and the CUDA binary.
+ifneq ($(NVCC_PATH),)
+build: cuda-binary
+endif
+
+# CI: install the toolkit and compile everything with -tags cuda (vet included) on a machine
+# without a GPU. The GPU tests themselves skip there; `-run XXX` only links the test binary.
+test-cuda-build: cuda-deps
+	$(MAKE) --no-print-directory kernels kernels-abi
+	$(CUDA_CGO_ENV) $(GO) vet -tags cuda ./...
+	$(CUDA_CGO_ENV) $(GO) test -tags cuda -count=1 -run XXX ./engine/cuda/...
+	$(CUDA_CGO_ENV) $(GO) test -tags cuda -count=1 -run 'TestNoDevice' ./engine/cuda/...
+
+TEST_DEPS += test-cuda-build
+
+# Everything scripts/gpu/run.sh needs on a GPU machine without Go, in one git-ignored folder:
+#   make gpu-bundle  →  copy gpu-bundle/ there  →  gpu-bundle/run.sh OUTDIR
+gpu-bundle: $(KERNEL_LIB)
+	rm -rf $(GPU_BUNDLE) && mkdir -p $(GPU_BUNDLE)
+	$(CUDA_CGO_ENV) $(GO) test -c -tags cuda -o $(GPU_BUNDLE)/cuda.test ./engine/cuda
+	$(CUDA_CGO_ENV) $(GO) build -tags cuda -o $(GPU_BUNDLE)/cir ./cmd/cir
+	cp scripts/gpu/run.sh scripts/gpu/torch_ref.py $(GPU_BUNDLE)/
+	cp -r model/testdata $(GPU_BUNDLE)/model-testdata 2>/dev/null || true
+	@echo "gpu-bundle/ ready: run 'gpu-bundle/run.sh OUTDIR' on the GPU machine"
