@@ -59,14 +59,16 @@ func isBoxGap(g string) bool {
 // maxBoxes caps how many adjacent boxes are joined into one set answer.
 const maxBoxes = 200
 
-// Extract returns the final answer of a model completion: the last balanced \boxed{...} or
+// Extract returns the final answer of a model completion, ignoring fenced code blocks and
+// their outputs (```python ... ```, ```output ... ```): the last balanced \boxed{...} or
 // \fbox{...} (several boxes next to each other, joined by commas or "and", form one set
 // answer "a, b"); else the text after the last "final answer is" or "Answer:"; else, from the
 // last line of prose outside code blocks, its last math span ($...$, \(...\), \[...\]) or
 // its last number. It returns ok=false when there is no answer or the answer is empty.
 // It never panics.
 func Extract(completion string) (answer string, ok bool) {
-	s := completion
+	// Code and its output are the interpreter's, not the model's answer.
+	s := stripCode(completion)
 	if inner, start, end, found := lastBoxed(s); found {
 		parts := []string{inner}
 		for len(parts) < maxBoxes {
@@ -89,7 +91,6 @@ func Extract(completion string) (answer string, ok bool) {
 		}
 		return strings.Join(parts, ", "), true
 	}
-	s = stripCode(s)
 	low := strings.ToLower(s)
 	for _, key := range []string{"final answer is", "answer is:", "answer:", "answer is"} {
 		i := strings.LastIndex(low, key)

@@ -41,6 +41,8 @@ func TestExtract(t *testing.T) {
 		{"bare equation", "x = 3", "x = 3", true},
 		{"bare dollar math", "$(3,4]$", "(3,4]", true},
 		{"bare prose", "no idea", "", false},
+		{"box printed by code is not the answer", "```python\nprint(r'\\boxed{42}')\n```\n```output\n\\boxed{42}\n```\nDone.", "", false},
+		{"box before code still counts", "\\boxed{7}\n```python\nprint(1)\n```", "7", true},
 		{"boxed after code", "```python\nprint(6*7)\n```\n```output\n42\n```\nSo \\boxed{42}.", "42", true},
 	}
 	for _, c := range cases {

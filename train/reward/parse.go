@@ -44,8 +44,8 @@ type node struct {
 	rels        []string // "=", "<", "<=", ">", ">=", "!="
 }
 
-// ErrParse is wrapped by errors for answers that are not well-formed math.
-var ErrParse = errors.New("reward: cannot parse answer")
+// errParse is wrapped by the errors of answers that are not well-formed math.
+var errParse = errors.New("reward: cannot parse answer")
 
 // maxNodes caps the size of a parsed answer, maxDigits the length of one number.
 const (
@@ -77,7 +77,7 @@ func (p *parser) sym(s string) bool { return p.is(tSym, s) }
 func (p *parser) cmd(s string) bool { return p.is(tCmd, s) }
 
 func (p *parser) fail(format string, a ...any) error {
-	return fmt.Errorf("%w: %s at token %d", ErrParse, fmt.Sprintf(format, a...), p.pos)
+	return fmt.Errorf("%w: %s at token %d", errParse, fmt.Sprintf(format, a...), p.pos)
 }
 
 func (p *parser) mk(n node) (*node, error) {

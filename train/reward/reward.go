@@ -2,11 +2,30 @@
 // reference answer, and turns the verdict into the policy-gradient reward.
 //
 // Extract finds the answer in a completion (the last \boxed{}); Equivalent normalizes both
-// sides, parses them into expression trees and compares them: exact rationals first, a
-// relative tolerance only when a side is written as a decimal, high-precision evaluation at
-// several points for expressions with variables; tuples in order, sets in any order,
-// intervals with their ends, matrices by shape, equations up to a non-zero factor. Every
-// check is bounded in size and time, and nothing here panics on any input.
+// sides, parses them into expression trees and compares them: exact (Gaussian) rationals
+// first, a tolerance only when a side is written as a decimal, evaluation with 192-bit floats
+// at several points for expressions with variables; tuples in order, sets in any order,
+// intervals with their ends, matrices by shape, equations up to a non-zero factor,
+// inequalities up to a positive one. Every check is bounded in size and time, and nothing
+// here panics on any input.
+//
+// Verdicts follow Math-Verify (huggingface/Math-Verify) except where this package is
+// deliberately stricter or different:
+//   - A decimal must be the value rounded to the digits written (half a unit of the last
+//     place) and within 2e-6 relative: 0.333333 = 1/3, 801730807.0 ≠ 801730806. Math-Verify
+//     rounds both sides to 6 places.
+//   - A comma is never a decimal point (1,22 is a list); 1,000 and 10,\!080 are thousands.
+//   - A variable the reference lacks never cancels: x, 42x/x and sin²x+cos²x do not equal a
+//     numeric reference.
+//   - Only a variable or f(x) on the left of = unwraps (k = 1/3 is 1/3); 1+1=2 and 0=0 are
+//     not numbers. Math-Verify takes the last right-hand side.
+//   - A base subscript is dropped and the digits compared (52_8 = 52, not 42); a number
+//     exponent takes all its digits (2^2023 = 2^{2023}).
+//   - \log is natural, degrees are not converted to radians, \% is dropped (28\% = 28).
+//   - Unions of sets are matched part by part, not evaluated; a tuple is not a column vector.
+//   - Past the exact caps (2^65536) values compare to 192-bit relative precision, so
+//     2^{10^9}+1 equals 2^{10^9}.
+//   - Extraction ignores fenced code blocks and their outputs.
 package reward
 
 import (
