@@ -8,8 +8,46 @@ package engine
 
 import (
 	"fmt"
+	"sync"
 	"unsafe"
 )
+
+// shapeKey is a shape of up to four dimensions, as a map key.
+type shapeKey struct {
+	n int
+	d [4]int
+}
+
+// shapes interns shapes: views are made on every op of every step, and sharing one immutable
+// slice per distinct shape keeps a steady-state training step free of allocations.
+var shapes = struct {
+	sync.RWMutex
+	m map[shapeKey][]int
+}{m: map[shapeKey][]int{}}
+
+// internShape returns an immutable slice equal to dims, shared by every caller with the same
+// dims. Shapes of more than four dimensions are copied.
+func internShape(dims ...int) []int {
+	if len(dims) > 4 {
+		return append([]int(nil), dims...)
+	}
+	k := shapeKey{n: len(dims)}
+	copy(k.d[:], dims)
+	shapes.RLock()
+	v, ok := shapes.m[k]
+	shapes.RUnlock()
+	if ok {
+		return v
+	}
+	shapes.Lock()
+	defer shapes.Unlock()
+	if v, ok := shapes.m[k]; ok {
+		return v
+	}
+	v = append([]int(nil), dims...)
+	shapes.m[k] = v
+	return v
+}
 
 // DType is the element type of a tensor.
 type DType uint8
@@ -70,7 +108,8 @@ func (d Device) String() string {
 }
 
 // Tensor is a view of a dense, row-major block of device memory: a shape, an element type and
-// the address of the first element. It owns nothing; arenas own memory. A zero Tensor (nil
+// the address of the first element. It owns nothing; arenas own memory. Shape is shared
+// between views and must not be modified. A zero Tensor (nil
 // Data) stands for "absent" where an op takes an optional argument (a bias, say).
 type Tensor struct {
 	Shape []int
@@ -105,9 +144,9 @@ func (t Tensor) Dim(i int) int {
 // View returns t with a new shape of the same number of elements. It panics otherwise.
 func (t Tensor) View(shape ...int) Tensor {
 	v := t
-	v.Shape = append([]int(nil), shape...)
+	v.Shape = internShape(shape...)
 	if v.Len() != t.Len() {
-		panic(fmt.Sprintf("engine: view %v of a tensor of shape %v", shape, t.Shape))
+		panic(fmt.Sprintf("engine: view %v of a tensor of shape %v", v.Shape, t.Shape))
 	}
 	return v
 }
@@ -120,7 +159,14 @@ func (t Tensor) Rows(i, j int) Tensor {
 	}
 	row := t.Len() / max(t.Shape[0], 1)
 	v := t
-	v.Shape = append([]int{j - i}, t.Shape[1:]...)
+	var dims [4]int
+	if len(t.Shape) <= 4 {
+		dims[0] = j - i
+		copy(dims[1:], t.Shape[1:])
+		v.Shape = internShape(dims[:len(t.Shape)]...)
+	} else {
+		v.Shape = append([]int{j - i}, t.Shape[1:]...)
+	}
 	v.Data = unsafe.Add(t.Data, i*row*t.DType.Size())
 	return v
 }
@@ -151,9 +197,9 @@ func (t Tensor) I32() []int32 {
 
 // HostF32 wraps a Go slice as a host F32 tensor of the given shape. It panics if the sizes differ.
 func HostF32(x []float32, shape ...int) Tensor {
-	t := Tensor{Shape: append([]int(nil), shape...), DType: F32}
+	t := Tensor{Shape: internShape(shape...), DType: F32}
 	if t.Len() != len(x) {
-		panic(fmt.Sprintf("engine: %d floats for shape %v", len(x), shape))
+		panic(fmt.Sprintf("engine: %d floats for shape %v", len(x), t.Shape))
 	}
 	if len(x) > 0 {
 		t.Data = unsafe.Pointer(&x[0])
@@ -163,9 +209,9 @@ func HostF32(x []float32, shape ...int) Tensor {
 
 // HostI32 wraps a Go slice as a host I32 tensor of the given shape. It panics if the sizes differ.
 func HostI32(x []int32, shape ...int) Tensor {
-	t := Tensor{Shape: append([]int(nil), shape...), DType: I32}
+	t := Tensor{Shape: internShape(shape...), DType: I32}
 	if t.Len() != len(x) {
-		panic(fmt.Sprintf("engine: %d ints for shape %v", len(x), shape))
+		panic(fmt.Sprintf("engine: %d ints for shape %v", len(x), t.Shape))
 	}
 	if len(x) > 0 {
 		t.Data = unsafe.Pointer(&x[0])
@@ -200,7 +246,7 @@ func MustShape(op, name string, t Tensor, shape ...int) {
 // Slice returns the elements [off, off+prod(shape)) of t's storage as a tensor of the given
 // shape. It panics if they run past the end of t.
 func (t Tensor) Slice(off int, shape ...int) Tensor {
-	v := Tensor{Shape: append([]int(nil), shape...), DType: t.DType, Dev: t.Dev}
+	v := Tensor{Shape: internShape(shape...), DType: t.DType, Dev: t.Dev}
 	if off < 0 || off+v.Len() > t.Len() {
 		panic(fmt.Sprintf("engine: slice [%d,%d) of a tensor of %d elements", off, off+v.Len(), t.Len()))
 	}

@@ -127,6 +127,7 @@ type acts struct {
 	hostPos, hostStarts  []int32
 	hostLogp, hostEnt    []float32
 	hostDlogp            []float32
+	outLogp, outEnt      [][]float32
 	seqs                 engine.Seqs
 	lens                 []int
 }
@@ -287,14 +288,13 @@ func (m *Model) Forward(seqs [][]int32) (logp, ent [][]float32, err error) {
 	if err := b.Sync(); err != nil {
 		return nil, nil, err
 	}
-	logp = make([][]float32, len(seqs))
-	ent = make([][]float32, len(seqs))
+	s.outLogp, s.outEnt = s.outLogp[:0], s.outEnt[:0]
 	for i := range seqs {
 		lo, hi := int(s.hostStarts[i]), int(s.hostStarts[i+1])-1
-		logp[i] = s.hostLogp[lo:hi]
-		ent[i] = s.hostEnt[lo:hi]
+		s.outLogp = append(s.outLogp, s.hostLogp[lo:hi])
+		s.outEnt = append(s.outEnt, s.hostEnt[lo:hi])
 	}
-	return logp, ent, nil
+	return s.outLogp, s.outEnt, nil
 }
 
 // forwardLayers runs the embedding and every decoder layer over the first N tokens, leaving
