@@ -436,14 +436,27 @@ func TestContinuousBatching(t *testing.T) {
 	p.keepLog = true
 	var mu sync.Mutex
 	var order []string
-	ex := &echoExec{delay: 100 * time.Millisecond}
+	// C's call returns only once A and D have finished (or after 5 s): a scheduler that
+	// waited on the parked C would stall here and get the order wrong.
+	othersDone := make(chan struct{})
+	ex := ExecFunc(func(ctx context.Context, code string, _ int) ExecResult {
+		select {
+		case <-othersDone:
+		case <-time.After(5 * time.Second):
+		}
+		time.Sleep(10 * time.Millisecond)
+		return ExecResult{Output: "ran:" + code, Kind: KindOK}
+	})
 	e := &Engine{Policy: p, Tok: testTok{}, Exec: ex, Config: Config{
-		Sample: greedy, N: 1, EOS: []int32{tEOS}, MaxCalls: 1,
+		Sample: greedy, N: 1, EOS: []int32{tEOS}, MaxCalls: 1, CallTimeout: 10 * time.Second,
 	}, OnAppend: func(traj int, ids []int32, role Role) {
 		mu.Lock()
 		defer mu.Unlock()
 		if role == RoleTool || slices.Contains(ids, tEOS) {
 			order = append(order, string(rune('A'+traj))+":"+role.String())
+			if len(order) == 3 {
+				close(othersDone)
+			}
 		}
 	}}
 	prompts := [][]int32{bytesOf("A\n"), bytesOf("B\n"), bytesOf("C\n"), bytesOf("D\n")}
@@ -472,7 +485,7 @@ func TestContinuousBatching(t *testing.T) {
 	if !joined {
 		t.Error("no step mixed a joining prefill with a running decode")
 	}
-	// A (40 tokens) and D finish while C is parked for 100 ms; C's output comes after.
+	// A (40 tokens) and D finish while C is parked; C's output comes after.
 	want := []string{"B:policy", "A:policy", "D:policy", "C:tool", "C:policy"}
 	if !slices.Equal(order, want) {
 		t.Errorf("events %v, want %v", order, want)
