@@ -247,21 +247,39 @@ func (p *Pool) exec(ctx context.Context, req request, extra time.Duration) Resul
 		}
 	}
 	p.sb.fill(&req, extra)
+	clamp(ctx, &req)
 	start := time.Now()
 	rep, err := w.call(ctx, req, p.sb.timeout(extra)+p.sb.grace())
 	d := time.Since(start)
 	if err != nil {
 		p.retire(w, err)
-		switch {
-		case ctx.Err() != nil:
-			return Result{Kind: KindCanceled, Duration: d, Err: ctx.Err()}
-		case errors.Is(err, errHang):
-			return Result{Output: TimeoutOutput, Kind: KindTimeout, Duration: d, Detail: err.Error()}
+	} else {
+		p.release(w)
+	}
+	return outcome(ctx, rep, err, req.Out, d)
+}
+
+// clamp shortens the request's time limit to the context's deadline, so that the worker
+// itself ends the call with "Timeout Error" when the deadline comes first.
+func clamp(ctx context.Context, req *request) {
+	if dl, ok := ctx.Deadline(); ok {
+		if left := time.Until(dl).Seconds(); left < req.Timeout {
+			req.Timeout = max(left, 0.001)
 		}
+	}
+}
+
+// outcome is the Result of a call that returned rep or err after d.
+func outcome(ctx context.Context, rep *reply, err error, outCap int, d time.Duration) Result {
+	switch {
+	case (err != nil || rep.Status == "canceled") && ctx.Err() != nil:
+		return Result{Kind: KindCanceled, Duration: d, Err: ctx.Err()}
+	case errors.Is(err, errHang):
+		return Result{Output: TimeoutOutput, Kind: KindTimeout, Duration: d, Detail: err.Error()}
+	case err != nil:
 		return Result{Output: "Execution Error", Kind: KindCrash, Duration: d, Detail: err.Error()}
 	}
-	p.release(w)
-	r := rep.result(req.Out)
+	r := rep.result(outCap)
 	r.Duration = d
 	return r
 }
@@ -419,20 +437,9 @@ func RunOnce(ctx context.Context, cfg Config, code string) Result {
 	defer w.stop()
 	req := request{Code: code}
 	sb.fill(&req, 0)
+	clamp(ctx, &req)
 	rep, err := w.call(ctx, req, sb.timeout(0)+sb.grace())
-	d := time.Since(start)
-	if err != nil {
-		if ctx.Err() != nil {
-			return Result{Kind: KindCanceled, Duration: d, Err: ctx.Err()}
-		}
-		if errors.Is(err, errHang) {
-			return Result{Output: TimeoutOutput, Kind: KindTimeout, Duration: d, Detail: err.Error()}
-		}
-		return Result{Output: "Execution Error", Kind: KindCrash, Duration: d, Detail: err.Error()}
-	}
-	r := rep.result(req.Out)
-	r.Duration = d
-	return r
+	return outcome(ctx, rep, err, req.Out, time.Since(start))
 }
 
 // reply is the worker's answer to one request.

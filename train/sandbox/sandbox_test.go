@@ -490,22 +490,36 @@ func TestCancelAndClose(t *testing.T) {
 	cfg.Lazy = true
 	cfg.Timeout = 10 * time.Second
 	p := newPool(t, cfg)
+	w := p.peekWorker(t)
+	const sleep = "import subprocess, time\nsubprocess.Popen(['sleep', '60'])\ntime.sleep(30)"
+
+	// A context deadline shorter than the time limit becomes the call's limit.
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	r := p.Run(ctx, "import time\ntime.sleep(30)")
-	if r.Kind != KindCanceled || !errors.Is(r.Err, context.DeadlineExceeded) {
+	if r := p.Run(ctx, sleep); r.Kind != KindTimeout && !(r.Kind == KindCanceled && errors.Is(r.Err, context.DeadlineExceeded)) {
+		t.Errorf("call past the context's deadline: %+v", r)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("a call past its context's deadline took %v", d)
+	}
+	// A cancel mid-call stops the code; the worker stays.
+	ctx, cancel = context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start = time.Now()
+	if r := p.Run(ctx, sleep); r.Kind != KindCanceled || !errors.Is(r.Err, context.Canceled) {
 		t.Errorf("canceled call: %+v", r)
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("a canceled call took %v", d)
 	}
-	if r := p.Run(context.Background(), "print('ok')"); r.Output != "ok" {
+	if r := p.Run(context.Background(), cleanCheck); r.Output != "2 ['cwd']" {
 		t.Errorf("after a cancel: %+v", r)
 	}
-	done, stop := context.WithCancel(context.Background())
-	stop()
-	if r := p.Run(done, "print(1)"); !errors.Is(r.Err, context.Canceled) {
+	if w2 := p.peekWorker(t); w2 != w {
+		t.Errorf("a cancel replaced the worker")
+	}
+	if r := p.Run(ctx, "print(1)"); !errors.Is(r.Err, context.Canceled) || r.Kind != KindCanceled {
 		t.Errorf("Run with a done context: %+v", r)
 	}
 	if err := p.Close(); err != nil {

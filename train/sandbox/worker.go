@@ -119,6 +119,7 @@ type worker struct {
 	exited chan struct{}
 	stderr *capWriter
 	once   sync.Once
+	wmu    sync.Mutex // one frame at a time on req
 }
 
 // args returns the command line of a worker.
@@ -272,29 +273,40 @@ func (w *worker) read(rep *reply) error {
 	return nil
 }
 
-// call sends one request and waits up to wait for its reply. Any error means the worker can
-// no longer be trusted: the caller must kill it.
+// call sends one request and waits up to wait for its reply. When ctx ends first the worker is
+// told to cancel the call: it kills the call's processes and answers "canceled", and stays
+// usable. Any error means the worker can no longer be trusted: the caller must kill it.
 func (w *worker) call(ctx context.Context, req request, wait time.Duration) (*reply, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: encoding request: %w", err)
 	}
-	frame := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(body)), uint32(len(body)))
-	frame = append(frame, body...)
 	deadline := time.Now().Add(wait)
-	stop := context.AfterFunc(ctx, func() {
-		w.req.SetWriteDeadline(time.Unix(1, 0))
-		w.resp.SetReadDeadline(time.Unix(1, 0))
-	})
-	defer stop()
-	w.req.SetWriteDeadline(deadline)
 	w.resp.SetReadDeadline(deadline)
-	if _, err := w.req.Write(frame); err != nil {
-		return nil, w.failure(ctx, "writing request", err)
+	w.wmu.Lock()
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		w.wmu.Lock()
+		defer w.wmu.Unlock()
+		w.write(map[string]uint64{"cancel": req.ID}, time.Now().Add(time.Second))
+		if d := time.Now().Add(cancelGrace); d.Before(deadline) {
+			w.resp.SetReadDeadline(d)
+		}
+	})
+	defer func() {
+		if !stop() {
+			<-fired // a cancel in flight must not touch the next call's deadlines
+		}
+	}()
+	err = w.writeFrame(body, deadline)
+	w.wmu.Unlock()
+	if err != nil {
+		return nil, w.failure("writing request", err)
 	}
 	var rep reply
 	if err := w.read(&rep); err != nil {
-		return nil, w.failure(ctx, "reading reply", err)
+		return nil, w.failure("reading reply", err)
 	}
 	if rep.ID == nil || *rep.ID != req.ID {
 		return nil, fmt.Errorf("%w: reply for another request", errProtocol)
@@ -302,11 +314,27 @@ func (w *worker) call(ctx context.Context, req request, wait time.Duration) (*re
 	return &rep, nil
 }
 
-// failure describes why a call failed.
-func (w *worker) failure(ctx context.Context, what string, err error) error {
-	if ctx.Err() != nil {
-		return ctx.Err()
+// cancelGrace is how long a worker has to answer after a cancel.
+const cancelGrace = 2 * time.Second
+
+// write sends one framed JSON message; the caller holds w.wmu.
+func (w *worker) write(msg any, deadline time.Time) error {
+	body, err := json.Marshal(msg)
+	if err != nil {
+		return err
 	}
+	return w.writeFrame(body, deadline)
+}
+
+func (w *worker) writeFrame(body []byte, deadline time.Time) error {
+	frame := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(body)), uint32(len(body)))
+	w.req.SetWriteDeadline(deadline)
+	_, err := w.req.Write(append(frame, body...))
+	return err
+}
+
+// failure describes why a call failed.
+func (w *worker) failure(what string, err error) error {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return fmt.Errorf("%w (%s)", errHang, what)
 	}

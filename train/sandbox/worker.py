@@ -58,6 +58,19 @@ def read_exact(n):
     return bytes(buf)
 
 
+def read_frame():
+    """Reads one framed JSON object from the pool; None at EOF or on garbage."""
+    hdr = read_exact(4)
+    body = read_exact(struct.unpack("<I", hdr)[0]) if hdr is not None else None
+    if body is None:
+        return None
+    try:
+        msg = json.loads(body)
+    except ValueError:
+        return None
+    return msg if isinstance(msg, dict) else None
+
+
 def send(obj):
     data = json.dumps(obj).encode()
     data = struct.pack("<I", len(data)) + data
@@ -303,6 +316,7 @@ def run(req, ch):
     """Runs one request on the forked child ch and returns the reply. Every process of the
     call has been sent SIGKILL when it returns; reaping them is left to cleanup."""
     timeout = float(req.pop("timeout", 5))
+    req_id = req.get("id")
     cap = int(req.get("out", 1 << 20))
     t0 = time.monotonic()
     data = json.dumps(req).encode()
@@ -316,7 +330,7 @@ def run(req, ch):
     ch.req_w = -1
     out_r, res_r, pid = ch.out_r, ch.res_r, ch.pid
     poll = select.poll()
-    for fd in (out_r, res_r, ch.pidfd):
+    for fd in (out_r, res_r, ch.pidfd, REQ_FD):
         poll.register(fd, select.POLLIN)
     head, tail, resbuf = bytearray(), bytearray(), bytearray()
     total = 0
@@ -352,8 +366,17 @@ def run(req, ch):
         for fd, _ in poll.poll(max(1, int(left * 1000))):
             if fd == ch.pidfd:
                 exited = True
+            elif fd == REQ_FD:
+                # Only a cancel can come during a call (or EOF: the pool is going away).
+                msg = read_frame()
+                if msg is None or msg.get("cancel") == req_id:
+                    status = "canceled"
+                if msg is None:
+                    poll.unregister(REQ_FD)
             else:
                 drain(fd)
+        if status == "canceled":
+            break
         # A complete result: the code has finished and flushed its stdout.
         reported = resbuf.endswith(b"\n")
         exited = exited or reported
@@ -414,18 +437,17 @@ cleanup()
 forked = Forked()
 send({"ready": True, "pid": os.getpid()})
 while True:
-    hdr = read_exact(4)
-    body = read_exact(struct.unpack("<I", hdr)[0]) if hdr is not None else None
-    if body is None:  # the pool closed the pipe: exit, reaping everything first
+    req = read_frame()
+    if req is None:  # the pool closed the pipe: exit, reaping everything first
         kill_all()
         os._exit(0)
-    req = {}
+    if "cancel" in req:  # for a call that has already ended
+        continue
     try:
-        req = json.loads(body)
         reply = run(req, forked)
     except Exception as e:  # a worker bug: report it, keep serving
         reply = {"status": "worker_error", "error": "%s: %s" % (type(e).__name__, e)}
-    reply["id"] = req.get("id") if isinstance(req, dict) else None
+    reply["id"] = req.get("id")
     send(reply)
     forked.close()
     cleanup()
