@@ -73,7 +73,7 @@ func (e *Engine) Run(ctx context.Context, prompts [][]int32) (_ []Trajectory, st
 	}
 	budget := c.StepTokens
 	if budget == 0 {
-		budget = 512
+		budget = max(512, 2*e.Policy.Slots())
 	}
 	if b, ok := e.Policy.(Budgeter); ok {
 		budget = min(budget, b.Budget())

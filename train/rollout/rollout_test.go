@@ -635,3 +635,26 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("error %v, want context.Canceled", err)
 	}
 }
+
+// TestStepBudget: by default every slot decodes in each Step even past 512 slots, and a
+// Budgeter policy's budget bounds the tokens fed.
+func TestStepBudget(t *testing.T) {
+	tests := []struct {
+		slots, budget, step, wantFeeds int
+	}{
+		{600, 1200, 0, 600},
+		{600, 100, 0, 100},
+		{600, 1200, 50, 50},
+	}
+	for _, tc := range tests {
+		p := newFake(tc.slots, 16, randomNext)
+		p.budget = tc.budget
+		e := &Engine{Policy: p, Tok: testTok{}, Config: Config{Sample: greedy, N: tc.slots, MaxNew: 4, StepTokens: tc.step}}
+		if _, _, err := e.Run(context.Background(), [][]int32{bytesOf("pp")}); err != nil {
+			t.Fatal(err)
+		}
+		if p.maxFeeds != tc.wantFeeds {
+			t.Errorf("slots %d, policy budget %d, StepTokens %d: at most %d feeds a step, want %d", tc.slots, tc.budget, tc.step, p.maxFeeds, tc.wantFeeds)
+		}
+	}
+}

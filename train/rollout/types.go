@@ -205,7 +205,9 @@ type Config struct {
 	MaxCalls int  // executions per trajectory; 0 disables the interpreter
 	Stateful bool // one executor session per trajectory
 	Seed     uint64
-	// StepTokens bounds the tokens fed per Step (prefill chunks); 0 means 512.
+	// StepTokens bounds the tokens fed per Step (decode tokens first, then prefill chunks of
+	// prompts and tool outputs); 0 means max(512, 2·Slots), and a Budgeter policy's Budget
+	// bounds it further.
 	StepTokens int
 	// CallTimeout bounds one execution as seen by Run (the executor has its own, shorter
 	// limit); 0 means 60 s.
