@@ -296,6 +296,8 @@ func (p *parser) product() (*node, error) {
 	}
 	for {
 		switch {
+		case p.sym("*") && p.toks[p.pos+1].kind == tSym && p.toks[p.pos+1].text == "*" && !p.toks[p.pos+1].space:
+			return acc, nil // ** is a power, handled by postfix
 		case p.sym("*"), p.cmd("times"), p.cmd("cdot"), p.cmd("ast"):
 			p.next()
 			f, err := p.unary()
@@ -414,8 +416,10 @@ func (p *parser) postfix(base *node) (*node, error) {
 			default:
 				return nil, p.fail("subscript on an expression")
 			}
-		case p.sym("^"):
-			p.next()
+		case p.sym("^") || p.sym("*") && p.toks[p.pos+1].kind == tSym && p.toks[p.pos+1].text == "*" && !p.toks[p.pos+1].space:
+			if p.next().text == "*" { // Python's **
+				p.next()
+			}
 			var exp *node
 			if p.sym("-") || p.sym("+") { // 2^-1
 				exp, err = p.unary()
