@@ -12,7 +12,8 @@
 // token budget per Step. A parked sequence keeps its slot; a finished one frees it and the
 // next waiting sequence joins at once. The n samples of a prompt share its KV: one member
 // prefills prompt[:L-1], the others Fork that prefix into their slots, and each member feeds
-// the last prompt token and samples. Each trajectory draws its uniforms from its own random
+// the last prompt token and samples; a member that joins after another has finished takes
+// over that member's slot, prefix included. Each trajectory draws its uniforms from its own random
 // stream, derived from (seed, trajectory index), so results do not depend on batching.
 //
 // # Fences
