@@ -70,7 +70,7 @@ func bf16Bits(f float32) uint16 {
 
 func bf16Float(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
 
-func host(op, name string, t engine.Tensor) {
+func mustHost(op, name string, t engine.Tensor) {
 	if t.Dev.Kind != engine.CPU || (t.DType != engine.F32 && t.DType != engine.I32) {
 		bad("%s: %s is a %v tensor on %v, want a host F32 or I32 tensor", op, name, t.DType, t.Dev)
 	}
@@ -80,7 +80,7 @@ func host(op, name string, t engine.Tensor) {
 // (round to nearest even), through the pinned staging buffer; it returns when the copy is done.
 // It panics on mismatched sizes or dtypes.
 func (b *Backend) Upload(dst, src engine.Tensor) {
-	host("Upload", "src", src)
+	mustHost("Upload", "src", src)
 	n := src.Len()
 	d := ptr("Upload", "dst", dst, n, engine.F32, engine.BF16, engine.I32)
 	if (src.DType == engine.I32) != (dst.DType == engine.I32) {
@@ -112,7 +112,7 @@ func (b *Backend) Upload(dst, src engine.Tensor) {
 // Download copies src into the host tensor dst (F32 or I32), converting to F32, and waits. It
 // panics on mismatched sizes or dtypes.
 func (b *Backend) Download(dst, src engine.Tensor) {
-	host("Download", "dst", dst)
+	mustHost("Download", "dst", dst)
 	n := dst.Len()
 	s := ptr("Download", "src", src, n, engine.F32, engine.BF16, engine.I32)
 	if (src.DType == engine.I32) != (dst.DType == engine.I32) {

@@ -1,0 +1,390 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"errors"
+	"math"
+	"testing"
+
+	"cir/engine"
+)
+
+// TestNoDevice runs where there is no GPU: New must return an error wrapping ErrNoDevice, not
+// crash or exit.
+func TestNoDevice(t *testing.T) {
+	if n, err := Available(); err == nil {
+		t.Skipf("%d GPU(s) present", n)
+	}
+	b, err := New(0)
+	if err == nil {
+		b.Close()
+		t.Fatal("New(0) succeeded without a device")
+	}
+	if !errors.Is(err, ErrNoDevice) {
+		t.Fatalf("New(0): %v, want an error wrapping ErrNoDevice", err)
+	}
+	if _, err := New(-1); err == nil {
+		t.Fatal("New(-1) succeeded")
+	}
+}
+
+func TestElementwise(t *testing.T) {
+	for _, sh := range [][2]int{{1, 2}, {7, 26}, {129, 514}} {
+		N, I := sh[0], sh[1]/2
+		t.Run(shapeName("N", N, "I", I), func(t *testing.T) {
+			e := newEnv(t, uint64(N*1000+I))
+			a, b := e.randn(N*2*I, 1), e.randn(N*2*I, 1)
+			ga, gb := e.dev(engine.BF16, a, N, 2*I), e.dev(engine.BF16, b, N, 2*I)
+			ca, cb := host(a, N, 2*I), host(b, N, 2*I)
+
+			out, cout := e.alloc(engine.BF16, N, 2*I), host(make([]float32, N*2*I), N, 2*I)
+			e.g.Add(out, ga, gb)
+			e.c.Add(cout, ca, cb)
+			compare(t, "Add", e.get(out), cout.F32(), tolBF16)
+
+			e.g.Scale(out, -0.37)
+			e.c.Scale(cout, -0.37)
+			compare(t, "Scale", e.get(out), cout.F32(), tolBF16)
+
+			f := e.alloc(engine.F32, N, 2*I)
+			e.g.Copy(f, ga)
+			compare(t, "Copy BF16→F32", e.get(f), a, tol{0, 0})
+
+			h, ch := e.alloc(engine.BF16, N, I), host(make([]float32, N*I), N, I)
+			e.g.SwiGLU(h, ga)
+			e.c.SwiGLU(ch, ca)
+			compare(t, "SwiGLU", e.get(h), ch.F32(), tolBF16)
+
+			dy := e.randn(N*I, 1)
+			dg, cdg := e.alloc(engine.BF16, N, 2*I), host(make([]float32, N*2*I), N, 2*I)
+			e.g.SwiGLUBackward(dg, e.dev(engine.BF16, dy, N, I), ga)
+			e.c.SwiGLUBackward(cdg, host(dy, N, I), ca)
+			compare(t, "SwiGLUBackward", e.get(dg), cdg.F32(), tolBF16)
+
+			var want float64
+			for _, v := range a {
+				want += float64(v) * float64(v)
+			}
+			if got := e.g.SumSquares(ga); math.Abs(got-want) > 1e-12*want {
+				t.Errorf("SumSquares = %.17g, want %.17g (rel err %.3g)", got, want, math.Abs(got-want)/want)
+			}
+			if err := e.c.Sync(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestEmbedding(t *testing.T) {
+	for _, sh := range [][3]int{{5, 3, 8}, {300, 77, 130}} {
+		N, V, C := sh[0], sh[1], sh[2]
+		t.Run(shapeName("N", N, "V", V, "C", C), func(t *testing.T) {
+			e := newEnv(t, uint64(N+V+C))
+			table := e.randn(V*C, 1)
+			ids := make([]int32, N)
+			for i := range ids {
+				ids[i] = int32(e.rng.IntN(V))
+			}
+			ids[N-1] = ids[0] // a repeated id accumulates
+			out, cout := e.alloc(engine.BF16, N, C), host(make([]float32, N*C), N, C)
+			gid := e.devI(ids, N)
+			e.g.Embedding(out, gid, e.dev(engine.BF16, table, V, C))
+			e.c.Embedding(cout, engine.HostI32(ids, N), host(table, V, C))
+			compare(t, "Embedding", e.get(out), cout.F32(), tol{0, 0})
+
+			dy := e.randn(N*C, 1)
+			d0 := e.randn(V*C, 0.1)
+			dt := e.dev(engine.F32, d0, V, C)
+			cdt := host(d0, V, C)
+			e.g.EmbeddingBackward(dt, e.dev(engine.BF16, dy, N, C), gid)
+			e.c.EmbeddingBackward(cdt, host(dy, N, C), engine.HostI32(ids, N))
+			compare(t, "EmbeddingBackward", e.get(dt), cdt.F32(), tolF32)
+		})
+	}
+}
+
+func TestRMSNorm(t *testing.T) {
+	for _, sh := range [][2]int{{1, 8}, {33, 100}, {70, 1030}} {
+		N, C := sh[0], sh[1]
+		t.Run(shapeName("N", N, "C", C), func(t *testing.T) {
+			e := newEnv(t, uint64(N*C))
+			a, b, w := e.randn(N*C, 1), e.randn(N*C, 1), e.randn(C, 1)
+			eps := float32(1e-6)
+			ga, gb, gw := e.dev(engine.BF16, a, N, C), e.dev(engine.BF16, b, N, C), e.dev(engine.BF16, w, C)
+			out, rstd := e.alloc(engine.BF16, N, C), e.alloc(engine.F32, N)
+			cout, crstd := host(make([]float32, N*C), N, C), host(make([]float32, N), N)
+			e.g.RMSNorm(out, rstd, ga, gw, eps)
+			e.c.RMSNorm(cout, crstd, host(a, N, C), host(w, C), eps)
+			compare(t, "RMSNorm out", e.get(out), cout.F32(), tolBF16)
+			compare(t, "RMSNorm rstd", e.get(rstd), crstd.F32(), tolF32)
+
+			// The fused add: the GPU stores res in bf16 and normalises the stored value, so the
+			// reference is given the rounded sum.
+			res := e.alloc(engine.BF16, N, C)
+			e.g.AddRMSNorm(res, out, rstd, ga, gb, gw, eps)
+			r := make([]float32, N*C)
+			for i := range r {
+				r[i] = roundBF16(a[i] + b[i])
+			}
+			e.c.RMSNorm(cout, crstd, host(r, N, C), host(w, C), eps)
+			compare(t, "AddRMSNorm res", e.get(res), r, tol{0, 0})
+			compare(t, "AddRMSNorm out", e.get(out), cout.F32(), tolBF16)
+			compare(t, "AddRMSNorm rstd", e.get(rstd), crstd.F32(), tolF32)
+
+			dy, din0, dw0 := e.randn(N*C, 1), e.randn(N*C, 1), e.randn(C, 1)
+			din, dw := e.dev(engine.BF16, din0, N, C), e.dev(engine.F32, dw0, C)
+			cdin, cdw := host(din0, N, C), host(dw0, C)
+			e.g.RMSNormBackward(din, dw, e.dev(engine.BF16, dy, N, C), res, gw, rstd)
+			e.c.RMSNormBackward(cdin, cdw, host(dy, N, C), host(r, N, C), host(w, C), crstd)
+			compare(t, "RMSNormBackward din", e.get(din), cdin.F32(), tolBF16)
+			compare(t, "RMSNormBackward dw", e.get(dw), cdw.F32(), tolF32)
+		})
+	}
+}
+
+func TestMatmul(t *testing.T) {
+	for _, sh := range [][3]int{{1, 8, 8}, {17, 33, 65}, {300, 130, 257}} {
+		N, C, OC := sh[0], sh[1], sh[2]
+		for _, odt := range []engine.DType{engine.BF16, engine.F32} {
+			t.Run(shapeName("N", N, "C", C, "OC", OC, "out", odt), func(t *testing.T) {
+				e := newEnv(t, uint64(N*C*OC))
+				x, w, bias := e.randn(N*C, 1), e.randn(OC*C, 0.1), e.randn(OC, 1)
+				gx, gw := e.dev(engine.BF16, x, N, C), e.dev(engine.BF16, w, OC, C)
+				cx, cw := host(x, N, C), host(w, OC, C)
+				for _, withBias := range []bool{false, true} {
+					out, cout := e.alloc(odt, N, OC), host(make([]float32, N*OC), N, OC)
+					var gb, cb engine.Tensor
+					if withBias {
+						gb, cb = e.dev(odt, bias, OC), host(bias, OC)
+					}
+					e.g.Matmul(out, gx, gw, gb)
+					e.c.Matmul(cout, cx, cw, cb)
+					tl := tolBF16
+					if odt == engine.F32 {
+						tl = tolF32
+					}
+					compare(t, "Matmul", e.get(out), cout.F32(), tl)
+				}
+				// A bias of another dtype than out goes through the separate bias kernel.
+				out, cout := e.alloc(odt, N, OC), host(make([]float32, N*OC), N, OC)
+				other := engine.F32
+				if odt == engine.F32 {
+					other = engine.BF16
+				}
+				e.g.Matmul(out, gx, gw, e.dev(other, bias, OC))
+				e.c.Matmul(cout, cx, cw, host(bias, OC))
+				compare(t, "Matmul bias of another dtype", e.get(out), cout.F32(), tolBF16)
+
+				dy := e.randn(N*OC, 1)
+				dw0, db0 := e.randn(OC*C, 1), e.randn(OC, 1)
+				din, dw, db := e.alloc(engine.BF16, N, C), e.dev(engine.F32, dw0, OC, C), e.dev(engine.F32, db0, OC)
+				cdin, cdw, cdb := host(make([]float32, N*C), N, C), host(dw0, OC, C), host(db0, OC)
+				e.g.MatmulBackward(din, dw, db, e.dev(engine.BF16, dy, N, OC), gx, gw)
+				e.c.MatmulBackward(cdin, cdw, cdb, host(dy, N, OC), cx, cw)
+				compare(t, "MatmulBackward din", e.get(din), cdin.F32(), tolBF16)
+				compare(t, "MatmulBackward dw", e.get(dw), cdw.F32(), tolF32)
+				compare(t, "MatmulBackward dbias", e.get(db), cdb.F32(), tolF32)
+			})
+		}
+	}
+}
+
+func TestRoPE(t *testing.T) {
+	for _, h := range []engine.Heads{{Q: 2, KV: 1, D: 8}, {Q: 6, KV: 2, D: 64}, {Q: 3, KV: 3, D: 128}} {
+		N := 37
+		t.Run(shapeName("H", h.Q, "Hkv", h.KV, "D", h.D), func(t *testing.T) {
+			e := newEnv(t, uint64(h.QKV()))
+			W := h.QKV()
+			x := e.randn(N*W, 1)
+			pos := make([]int32, N)
+			for i := range pos {
+				pos[i] = int32(e.rng.IntN(5000))
+			}
+			gx, cx := e.dev(engine.BF16, x, N, W), host(x, N, W)
+			gp := e.devI(pos, N)
+			e.g.RoPE(gx, gp, h, 1e6)
+			e.c.RoPE(cx, engine.HostI32(pos, N), h, 1e6)
+			got := e.get(gx)
+			compare(t, "RoPE", got, cx.F32(), tolBF16)
+			e.g.RoPEBackward(gx, gp, h, 1e6)
+			compare(t, "RoPEBackward∘RoPE", e.get(gx), x, tol{2e-2, 1e-2})
+		})
+	}
+}
+
+// attnCase is a packed batch of sequence lengths with a head geometry.
+type attnCase struct {
+	lens []int
+	h    engine.Heads
+}
+
+var attnCases = []attnCase{
+	{[]int{1}, engine.Heads{Q: 1, KV: 1, D: 8}},
+	{[]int{5, 17, 40}, engine.Heads{Q: 4, KV: 2, D: 16}},
+	{[]int{33, 1, 70}, engine.Heads{Q: 3, KV: 1, D: 80}},
+	{[]int{129, 64}, engine.Heads{Q: 2, KV: 2, D: 128}},
+	{[]int{50}, engine.Heads{Q: 4, KV: 1, D: 256}},
+}
+
+func packed(lens []int) engine.Seqs {
+	s := engine.Seqs{Starts: []int32{0}}
+	for _, l := range lens {
+		s.Starts = append(s.Starts, s.Starts[len(s.Starts)-1]+int32(l))
+		s.MaxLen = max(s.MaxLen, l)
+	}
+	return s
+}
+
+func TestAttention(t *testing.T) {
+	for _, tc := range attnCases {
+		h := tc.h
+		t.Run(shapeName("lens", tc.lens, "H", h.Q, "Hkv", h.KV, "D", h.D), func(t *testing.T) {
+			e := newEnv(t, uint64(h.QKV()*len(tc.lens)))
+			seqs := packed(tc.lens)
+			N, W, HD := seqs.Tokens(), h.QKV(), h.Q*h.D
+			x := e.randn(N*W, 1)
+			gx, cx := e.dev(engine.BF16, x, N, W), host(x, N, W)
+			out, lse := e.alloc(engine.BF16, N, HD), e.alloc(engine.F32, N, h.Q)
+			cout, clse := host(make([]float32, N*HD), N, HD), host(make([]float32, N*h.Q), N, h.Q)
+			e.g.Attention(out, lse, gx, seqs, h)
+			e.c.Attention(cout, clse, cx, seqs, h)
+			gout := e.get(out)
+			compare(t, "Attention out", gout, cout.F32(), tolBF16)
+			compare(t, "Attention lse", e.get(lse), clse.F32(), tolF32)
+
+			// The backward from the GPU's own (bf16) out on both sides.
+			dy := e.randn(N*HD, 1)
+			dx, cdx := e.alloc(engine.BF16, N, W), host(make([]float32, N*W), N, W)
+			e.g.AttentionBackward(dx, e.dev(engine.BF16, dy, N, HD), out, lse, gx, seqs, h)
+			e.c.AttentionBackward(cdx, host(dy, N, HD), host(gout, N, HD), clse, cx, seqs, h)
+			compare(t, "AttentionBackward dqkv", e.get(dx), cdx.F32(), tol{2e-2, 1e-2})
+
+			// Device offsets given by the caller give the same result.
+			seqs.Dev = e.devI(seqs.Starts, len(seqs.Starts))
+			out2 := e.alloc(engine.BF16, N, HD)
+			e.g.Attention(out2, lse, gx, seqs, h)
+			if !bitsEqual(e.get(out2), gout) {
+				t.Error("Attention with Seqs.Dev differs from Attention with host Starts")
+			}
+		})
+	}
+}
+
+func TestAttentionKV(t *testing.T) {
+	for _, tc := range []struct {
+		S, T, N int
+		h       engine.Heads
+	}{
+		{2, 9, 2, engine.Heads{Q: 2, KV: 1, D: 8}},
+		{3, 300, 3, engine.Heads{Q: 7, KV: 1, D: 64}},
+		{4, 1000, 5, engine.Heads{Q: 8, KV: 2, D: 128}},
+	} {
+		h := tc.h
+		t.Run(shapeName("S", tc.S, "T", tc.T, "N", tc.N, "H", h.Q, "Hkv", h.KV, "D", h.D), func(t *testing.T) {
+			e := newEnv(t, uint64(tc.S*tc.T))
+			S, T, N, W := tc.S, tc.T, tc.N, h.QKV()
+			cache := S * T * h.KV * h.D
+			k0, v0 := e.randn(cache, 1), e.randn(cache, 1)
+			kc, vc := e.dev(engine.BF16, k0, S, T, h.KV, h.D), e.dev(engine.BF16, v0, S, T, h.KV, h.D)
+			ckc, cvc := host(k0, S, T, h.KV, h.D), host(v0, S, T, h.KV, h.D)
+			x := e.randn(N*W, 1)
+			slot, pos := make([]int32, N), make([]int32, N)
+			for i := range slot {
+				slot[i] = int32(i % S)
+				pos[i] = int32(e.rng.IntN(T))
+			}
+			pos[0] = int32(T - 1) // the full cache
+			if N > 1 {
+				pos[1] = 0
+				slot[1] = int32((S - 1) % S)
+			}
+			gx, cx := e.dev(engine.BF16, x, N, W), host(x, N, W)
+			gs, gp := e.devI(slot, N), e.devI(pos, N)
+			cs, cp := engine.HostI32(slot, N), engine.HostI32(pos, N)
+			e.g.KVStore(kc, vc, gx, gs, gp, h)
+			e.c.KVStore(ckc, cvc, cx, cs, cp, h)
+			compare(t, "KVStore k", e.get(kc), ckc.F32(), tol{0, 0})
+			compare(t, "KVStore v", e.get(vc), cvc.F32(), tol{0, 0})
+			out, cout := e.alloc(engine.BF16, N, h.Q*h.D), host(make([]float32, N*h.Q*h.D), N, h.Q*h.D)
+			e.g.AttentionKV(out, gx, kc, vc, gs, gp, h)
+			e.c.AttentionKV(cout, cx, ckc, cvc, cs, cp, h)
+			compare(t, "AttentionKV", e.get(out), cout.F32(), tolBF16)
+		})
+	}
+}
+
+func TestCrossEntropy(t *testing.T) {
+	for _, sh := range [][2]int{{1, 5}, {9, 1000}, {40, 33000}} {
+		N, V := sh[0], sh[1]
+		t.Run(shapeName("N", N, "V", V), func(t *testing.T) {
+			e := newEnv(t, uint64(N*V))
+			x := e.randn(N*V, 3)
+			tg := make([]int32, N)
+			for i := range tg {
+				tg[i] = int32(e.rng.IntN(V))
+			}
+			gx, cx := e.dev(engine.BF16, x, N, V), host(x, N, V)
+			gt, ct := e.devI(tg, N), engine.HostI32(tg, N)
+			lp, lse, ent := e.alloc(engine.F32, N), e.alloc(engine.F32, N), e.alloc(engine.F32, N)
+			clp, clse, cent := host(make([]float32, N), N), host(make([]float32, N), N), host(make([]float32, N), N)
+			e.g.CrossEntropy(lp, lse, ent, gx, gt)
+			e.c.CrossEntropy(clp, clse, cent, cx, ct)
+			compare(t, "logp", e.get(lp), clp.F32(), tolF32)
+			compare(t, "lse", e.get(lse), clse.F32(), tolF32)
+			compare(t, "entropy", e.get(ent), cent.F32(), tolF32)
+
+			dlp := e.randn(N, 1)
+			dx, cdx := e.alloc(engine.BF16, N, V), host(make([]float32, N*V), N, V)
+			e.g.CrossEntropyBackward(dx, e.dev(engine.F32, dlp, N), gx, lse, gt)
+			e.c.CrossEntropyBackward(cdx, host(dlp, N), cx, clse, ct)
+			compare(t, "CrossEntropyBackward", e.get(dx), cdx.F32(), tolBF16)
+			// in place, as the model may call it
+			e.g.CrossEntropyBackward(gx, e.dev(engine.F32, dlp, N), gx, lse, gt)
+			compare(t, "CrossEntropyBackward in place", e.get(gx), cdx.F32(), tolBF16)
+		})
+	}
+}
+
+func TestAdamW(t *testing.T) {
+	e := newEnv(t, 11)
+	P := 10007
+	p0, g0, m0 := e.randn(P, 1), e.randn(P, 1), e.randn(P, 0.1)
+	v0 := make([]float32, P)
+	for i := range v0 {
+		v0[i] = m0[i] * m0[i] * 2
+	}
+	params, master := e.dev(engine.BF16, p0, P), e.dev(engine.F32, p0, P)
+	grads, m, v := e.dev(engine.F32, g0, P), e.dev(engine.F32, m0, P), e.dev(engine.F32, v0, P)
+	cp, cg, cm, cv := host(p0, P), host(g0, P), host(m0, P), host(v0, P)
+	hp := engine.AdamWParams{LR: 1e-2, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1, GradScale: 0.5, Step: 3}
+	for step := 0; step < 3; step++ {
+		e.g.AdamW(params, master, grads, m, v, hp)
+		e.c.AdamW(cp, engine.Tensor{}, cg, cm, cv, hp)
+		hp.Step++
+	}
+	compare(t, "AdamW master", e.get(master), cp.F32(), tol{1e-5, 1e-6})
+	compare(t, "AdamW m", e.get(m), cm.F32(), tol{1e-5, 1e-6})
+	compare(t, "AdamW v", e.get(v), cv.F32(), tol{1e-5, 1e-6})
+	compare(t, "AdamW params (bf16 of master)", e.get(params), cp.F32(), tolBF16)
+}
+
+// TestDataErrors: bad ids, targets and cache indices are reported by Sync as *DataError, once.
+func TestDataErrors(t *testing.T) {
+	e := newEnv(t, 5)
+	table := e.dev(engine.BF16, e.randn(12, 1), 4, 3)
+	out := e.alloc(engine.BF16, 2, 3)
+	e.g.Embedding(out, e.devI([]int32{1, 4}, 2), table)
+	var de *DataError
+	if err := e.g.Sync(); !errors.As(err, &de) || de.Code != 1 {
+		t.Fatalf("Sync after an id past the table: %v, want a *DataError for the id", err)
+	}
+	if err := e.g.Sync(); err != nil {
+		t.Fatalf("second Sync: %v", err)
+	}
+	lp, lse := e.alloc(engine.F32, 1), e.alloc(engine.F32, 1)
+	e.g.CrossEntropy(lp, lse, engine.Tensor{}, e.dev(engine.BF16, []float32{1, 2}, 1, 2), e.devI([]int32{-1}, 1))
+	if err := e.g.Sync(); !errors.As(err, &de) || de.Code != 3 {
+		t.Fatalf("Sync after a bad target: %v, want a *DataError", err)
+	}
+}
