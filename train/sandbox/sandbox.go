@@ -160,6 +160,7 @@ type Pool struct {
 
 	mu     sync.Mutex
 	closed bool
+	calls  sync.WaitGroup // calls in flight; Add under mu while not closed
 	bg     sync.WaitGroup // replacements and kills in flight
 }
 
@@ -231,18 +232,37 @@ func (p *Pool) exec(ctx context.Context, req request, extra time.Duration) Resul
 	if err := ctx.Err(); err != nil {
 		return Result{Kind: KindCanceled, Err: err}
 	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return Result{Kind: KindCanceled, Err: ErrClosed}
+	}
+	p.calls.Add(1)
+	p.mu.Unlock()
+	defer p.calls.Done()
+	// Closing the pool cancels the calls in flight.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-p.done:
+			cancel(ErrClosed)
+		case <-ctx.Done():
+		}
+	}()
 	var w *worker
 	select {
 	case w = <-p.idle:
 	case <-ctx.Done():
-		return Result{Kind: KindCanceled, Err: ctx.Err()}
-	case <-p.done:
-		return Result{Kind: KindCanceled, Err: ErrClosed}
+		return Result{Kind: KindCanceled, Err: context.Cause(ctx)}
 	}
 	if w == nil {
 		var err error
 		if w, err = p.sb.spawn(ctx); err != nil {
 			p.release(nil)
+			if ctx.Err() != nil {
+				return Result{Kind: KindCanceled, Err: context.Cause(ctx)}
+			}
 			return Result{Kind: KindCrash, Output: "Execution Error", Detail: err.Error(), Err: err}
 		}
 	}
@@ -273,7 +293,7 @@ func clamp(ctx context.Context, req *request) {
 func outcome(ctx context.Context, rep *reply, err error, outCap int, d time.Duration) Result {
 	switch {
 	case (err != nil || rep.Status == "canceled") && ctx.Err() != nil:
-		return Result{Kind: KindCanceled, Duration: d, Err: ctx.Err()}
+		return Result{Kind: KindCanceled, Duration: d, Err: context.Cause(ctx)}
 	case errors.Is(err, errHang):
 		return Result{Output: TimeoutOutput, Kind: KindTimeout, Duration: d, Detail: err.Error()}
 	case err != nil:
@@ -332,7 +352,8 @@ func (p *Pool) retire(w *worker, why error) {
 }
 
 // Close stops every worker (and everything running in them) and waits for them to exit.
-// Calls in flight end with ErrClosed or finish first; later calls get ErrClosed.
+// Calls in flight are canceled (Result.Err is ErrClosed) unless they finish first; later
+// calls get ErrClosed. It is idempotent and returns the error of removing the pool's files.
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -342,6 +363,7 @@ func (p *Pool) Close() error {
 	p.closed = true
 	close(p.done)
 	p.mu.Unlock()
+	p.calls.Wait() // they are canceled by done and return their workers
 	for {
 		select {
 		case w := <-p.idle:

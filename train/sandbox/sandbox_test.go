@@ -522,8 +522,24 @@ func TestCancelAndClose(t *testing.T) {
 	if r := p.Run(ctx, "print(1)"); !errors.Is(r.Err, context.Canceled) || r.Kind != KindCanceled {
 		t.Errorf("Run with a done context: %+v", r)
 	}
+	// Close cancels the call in flight and waits for the worker.
+	inflight := make(chan Result)
+	go func() { inflight <- p.Run(context.Background(), sleep) }()
+	time.Sleep(300 * time.Millisecond)
+	start = time.Now()
 	if err := p.Close(); err != nil {
 		t.Errorf("Close: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Close took %v", d)
+	}
+	if r := <-inflight; !errors.Is(r.Err, ErrClosed) || r.Kind != KindCanceled {
+		t.Errorf("call in flight during Close: %+v", r)
+	}
+	select {
+	case <-w.exited:
+	default:
+		t.Errorf("the worker still runs after Close")
 	}
 	if r := p.Run(context.Background(), "print(1)"); !errors.Is(r.Err, ErrClosed) || r.Kind != KindCanceled {
 		t.Errorf("Run after Close: %+v", r)
