@@ -1,6 +1,8 @@
 package reward
 
 import (
+	"fmt"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -37,7 +39,7 @@ func BenchmarkScore(b *testing.B) {
 	for _, set := range []struct {
 		name  string
 		pairs []pair
-	}{{"same", same}, {"rewritten", rewritten}, {"wrong", wrong}} {
+	}{{"pairs=same", same}, {"pairs=rewritten", rewritten}, {"pairs=wrong", wrong}} {
 		b.Run(set.name, func(b *testing.B) {
 			start, cpu := time.Now(), cpuTime()
 			n := 0
@@ -49,6 +51,29 @@ func BenchmarkScore(b *testing.B) {
 			b.ReportMetric(float64(n)/time.Since(start).Seconds(), "checks/s")
 			if c := cpuTime() - cpu; c > 0 {
 				b.ReportMetric(float64(n)/c.Seconds(), "checks/cpu-s")
+			}
+		})
+	}
+}
+
+// BenchmarkExtract measures Extract on completions of several lengths with code blocks and a
+// final box, in bytes per second.
+func BenchmarkExtract(b *testing.B) {
+	para := "We compute the sum step by step, using $a_n = 2n+1$ and checking small cases.\n" +
+		"```python\nprint(sum(2*n+1 for n in range(10)))\n```\n```output\n100\n```\n"
+	for _, size := range []int{1 << 10, 1 << 14, 1 << 17} {
+		var sb strings.Builder
+		for sb.Len() < size {
+			sb.WriteString(para)
+		}
+		sb.WriteString("So the answer is $\\boxed{100}$.")
+		c := sb.String()
+		b.Run(fmt.Sprintf("len=%d", size), func(b *testing.B) {
+			b.SetBytes(int64(len(c)))
+			for b.Loop() {
+				if a, ok := Extract(c); !ok || a != "100" {
+					b.Fatalf("Extract = %q, %v", a, ok)
+				}
 			}
 		})
 	}

@@ -9,8 +9,8 @@ import (
 func lastBoxed(s string) (inner string, start, end int, ok bool) {
 	off := len(s)
 	for off > 0 {
-		i := strings.LastIndex(s[:off], `\boxed`)
-		j := strings.LastIndex(s[:off], `\fbox`)
+		i := lastIndex(s[:off], `\boxed`)
+		j := lastIndex(s[:off], `\fbox`)
 		name := len(`\boxed`)
 		if j > i {
 			i, name = j, len(`\fbox`)
@@ -42,6 +42,20 @@ func lastBoxed(s string) (inner string, start, end int, ok bool) {
 		}
 	}
 	return "", 0, 0, false
+}
+
+// lastIndex is strings.LastIndex by forward search, which is vectorized and fast when
+// the pattern is rare, as boxes are in a long completion.
+func lastIndex(s, sub string) int {
+	last, off := -1, 0
+	for {
+		i := strings.Index(s[off:], sub)
+		if i < 0 {
+			return last
+		}
+		last = off + i
+		off = last + 1
+	}
 }
 
 // isBoxGap reports whether the text between two boxes only joins them ("," "and" "$").
