@@ -4,7 +4,8 @@
 //
 // OpenBLAS runs with the backend's thread count during the large GEMMs, while the Go workers
 // are idle, and with one thread inside the workers' own per-block GEMMs (attention), so the
-// two never oversubscribe the cores.
+// two never oversubscribe the cores. OpenBLAS's thread count is process-wide: backends of
+// different thread counts used at the same time from several goroutines share it.
 package cpu
 
 import (
@@ -24,9 +25,9 @@ import (
 type Backend struct {
 	threads int
 	pool    *pool
-	// blasThreads runs the large GEMMs on OpenBLAS's own threads (set to threads) instead of
-	// splitting them over the workers.
-	blasThreads bool
+	// splitGEMM runs the large GEMMs as row blocks on the workers, each on single-threaded
+	// OpenBLAS, instead of on OpenBLAS's own threads (set to threads, the default).
+	splitGEMM bool
 
 	mu     sync.Mutex // serialises ops: the tasks below are shared state
 	memMu  sync.Mutex
