@@ -129,12 +129,18 @@ func Extract(completion string) (answer string, ok bool) {
 	if t := strings.TrimSpace(s); t != "" && !strings.Contains(t, "\n") && len(t) <= 500 && looksLikeMath(t) {
 		return unwrap(t), true
 	}
-	// The last line of prose: its last math span, else its last number.
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	last := strings.TrimSpace(lines[len(lines)-1])
-	if m, ok := lastMath(last); ok {
+	// The last paragraph's last math span (display math may span lines), else the last
+	// line's last number.
+	t := strings.TrimSpace(s)
+	para := t
+	if i := strings.LastIndex(t, "\n\n"); i >= 0 {
+		para = t[i+2:]
+	}
+	if m, ok := lastMath(para); ok {
 		return m, true
 	}
+	lines := strings.Split(t, "\n")
+	last := strings.TrimSpace(lines[len(lines)-1])
 	if n, ok := lastNumber(last); ok {
 		return n, true
 	}
@@ -204,36 +210,42 @@ func lastMath(s string) (string, bool) {
 	return best, true
 }
 
-// lastNumber returns the last number in s (sign, digits, decimal point, fraction bar).
+// lastNumber returns the last number in s that stands as a word (sign, digits, decimal
+// point, fraction bar, thousands commas); digits glued to letters ("AZYUK2A", "x2") are not
+// numbers.
 func lastNumber(s string) (string, bool) {
-	end := -1
-	for i := len(s) - 1; i >= 0; i-- {
-		if isDigit(s[i]) {
-			end = i + 1
+	end := len(s)
+	for {
+		for end > 0 && !isDigit(s[end-1]) {
+			end--
+		}
+		if end == 0 {
+			return "", false
+		}
+		start := end
+		for start > 0 {
+			c := s[start-1]
+			if isDigit(c) || c == '.' || c == '/' || c == ',' && start >= 2 && isDigit(s[start-2]) && start+3 <= end && isDigit(s[start]) &&
+				isDigit(s[start+1]) && isDigit(s[start+2]) && (start+3 == end || s[start+3] == ',') {
+				start--
+				continue
+			}
 			break
 		}
-	}
-	if end < 0 {
-		return "", false
-	}
-	start := end
-	for start > 0 {
-		c := s[start-1]
-		if isDigit(c) || c == '.' || c == '/' || c == ',' && start >= 2 && isDigit(s[start-2]) && start+3 <= end && isDigit(s[start]) &&
-			isDigit(s[start+1]) && isDigit(s[start+2]) && (start+3 == end || s[start+3] == ',') {
-			start--
-			continue
+		glued := start > 0 && (isLetter(s[start-1]) || s[start-1] == '_') || end < len(s) && isLetter(s[end])
+		if !glued {
+			if start > 0 && s[start-1] == '-' {
+				start--
+			}
+			if n := strings.Trim(s[start:end], "./,"); n != "" && n != "-" {
+				return n, true
+			}
 		}
-		break
+		end = start
+		for end > 0 && (isLetter(s[end-1]) || s[end-1] == '_') {
+			end--
+		}
 	}
-	if start > 0 && s[start-1] == '-' {
-		start--
-	}
-	n := strings.Trim(s[start:end], "./,")
-	if n == "" || n == "-" {
-		return "", false
-	}
-	return n, true
 }
 
 // looksLikeMath reports whether a line is an answer written alone: it parses, and has no

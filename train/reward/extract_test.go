@@ -96,6 +96,38 @@ func TestScore(t *testing.T) {
 	}
 }
 
+// TestScoreCompletions: whole completions in the styles Math-Verify's tests use.
+func TestScoreCompletions(t *testing.T) {
+	cases := []struct {
+		completion, gold string
+		want             bool
+	}{
+		{"Answer \\[ 9 \\]", "$9$", true},
+		{"Answer $ 9 $", "$9$", true},
+		{"Answer $$ 9 $$", "$9$", true},
+		{"Answer \\( 9 \\)", "$9$", true},
+		{"Answer \\( (9+1) \\)", "$10$", true},
+		{"Answer \\[ \n 9 \n \\]", "$9$", true},
+		{"Final Answer: The final answer is $28 \\%$. I hope it is correct.", "$28\\%$", true},
+		{"so it is $\\boxed{14{,}916}$", "14916", true},
+		{"the sum is between $\\boxed{12\\text{ and }13}$", "12, 13", true},
+		{"Thus $x-p=\\boxed{2-2p}$.", "$2-2p$", true},
+		{"the only integer roots are $\\boxed{-2,1}.$", "$-2,1$", true},
+		{"the polar coordinates are $\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}.$", "$(3, \\frac{\\pi}{2})$", true},
+		{"Therefore, $\\boxed{\\text{Evelyn}}$ is our answer.", "$\\text{Evelyn}$", true},
+		{"$$\\frac{1}{2}\\times 3 \\times 10 = \\boxed{15\\mbox{ cm}^2}.$$", "$15\\mbox{ cm}^2$", true},
+		{"So $7 \\le x \\le 47$, i.e. $\\boxed{7 \\le x \\le 47}$", "[7, 47]", true},
+		{"The answer is \\boxed{5} apples, not \\boxed{6}", "5", false},
+		{"The number is AZYUK2A", "2", false},
+	}
+	ck := Default()
+	for _, c := range cases {
+		if r := ck.Score(c.completion, c.gold); r.Correct != c.want {
+			t.Errorf("Score(%q, %q) = %+v, want correct=%v", c.completion, c.gold, r, c.want)
+		}
+	}
+}
+
 func TestCheckerRewards(t *testing.T) {
 	ck := &Checker{Correct: 2.5, Wrong: 0.25}
 	if r := ck.Score(`\boxed{4}`, "4"); r.Reward != 2.5 || !r.Correct {
