@@ -122,6 +122,16 @@ func Extract(completion string) (answer string, ok bool) {
 		}
 		a = strings.TrimSuffix(strings.TrimSpace(a), ".")
 		if a = strings.TrimSpace(a); a != "" && len(a) <= 200 {
+			if looksLikeMath(a) {
+				return a, true
+			}
+			// "The final answer is 5 apples": the first number that stands as a word.
+			for _, w := range strings.Fields(a) {
+				w = strings.TrimRight(w, ".,;:!?")
+				if n, ok := lastNumber(w); ok && n == strings.TrimLeft(w, "$") {
+					return n, true
+				}
+			}
 			return a, true
 		}
 	}
@@ -257,7 +267,7 @@ func looksLikeMath(line string) bool {
 		return false
 	}
 	for _, t := range lex(norm) {
-		if t.kind == tWord && len(t.text) > 1 {
+		if t.kind == tWord && len(t.text) > 1 && t.text != "and" && t.text != "or" {
 			if _, f := funcNames[t.text]; !f && t.text != "pi" {
 				return false
 			}
