@@ -75,11 +75,12 @@ const maxBoxes = 200
 
 // Extract returns the final answer of a model completion, ignoring fenced code blocks and
 // their outputs (```python ... ```, ```output ... ```): the last balanced \boxed{...} or
-// \fbox{...} (several boxes next to each other, joined by commas or "and", form one set
-// answer "a, b"); else the text after the last "final answer is" or "Answer:"; else, from the
-// last line of prose outside code blocks, its last math span ($...$, \(...\), \[...\]) or
-// its last number. It returns ok=false when there is no answer or the answer is empty.
-// It never panics.
+// \fbox{...} or "\boxed 5" (several boxes next to each other, joined by commas or "and",
+// form one set answer "a, b"); else what follows the last "final answer is" or "Answer:";
+// else a one-line completion that is itself math ("\frac{1}{2}"); else the last math span
+// ($...$, \(...\), \[...\]) of the last paragraph, or the last number standing as a word on
+// the last line. It returns ok=false when there is no answer or a box is empty. It never
+// panics.
 func Extract(completion string) (answer string, ok bool) {
 	// Code and its output are the interpreter's, not the model's answer.
 	s := stripCode(completion)

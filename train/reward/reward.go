@@ -53,7 +53,7 @@ type Checker struct {
 func Default() *Checker { return &Checker{Correct: 1, Wrong: -1, Timeout: DefaultTimeout} }
 
 // Score extracts the final answer of completion and compares it with gold (bare, $...$ or
-// boxed). A completion without an answer is wrong. It never panics.
+// boxed). A completion without an answer is wrong. It never panics (c must not be nil).
 func (c *Checker) Score(completion, gold string) Result {
 	ans, ok := Extract(completion)
 	r := Result{Answer: ans, Reward: c.Wrong}
