@@ -17,8 +17,12 @@ KERNEL_LIB := kernels/build/libcirkernels.a
 CUDA_BIN   := bin/cir-cuda
 # cgo finds libcirkernels.a through engine/cuda's own #cgo line; the toolkit's libraries
 # (cudart_static) and headers through these, for toolkits outside the system paths.
+ifeq ($(filter /usr /usr/,$(CUDA_HOME)),)
 CUDA_CGO_ENV = CGO_CFLAGS="$(CGO_CFLAGS) -I$(CUDA_HOME)/include" \
                CGO_LDFLAGS="$(CGO_LDFLAGS) -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/lib"
+else
+CUDA_CGO_ENV =
+endif
 GPU_BUNDLE := gpu-bundle
 
 .PHONY: kernels kernels-abi cuda-deps cuda-binary test-cuda-build gpu-bundle
@@ -64,6 +68,5 @@ gpu-bundle: $(KERNEL_LIB)
 	rm -rf $(GPU_BUNDLE) && mkdir -p $(GPU_BUNDLE)
 	$(CUDA_CGO_ENV) $(GO) test -c -tags cuda -o $(GPU_BUNDLE)/cuda.test ./engine/cuda
 	$(CUDA_CGO_ENV) $(GO) build -tags cuda -o $(GPU_BUNDLE)/cir ./cmd/cir
-	cp scripts/gpu/run.sh scripts/gpu/torch_ref.py $(GPU_BUNDLE)/
-	cp -r model/testdata $(GPU_BUNDLE)/model-testdata 2>/dev/null || true
+	cp scripts/gpu/run.sh scripts/gpu/torch_ref.py scripts/gpu/*.json scripts/gpu/README.md $(GPU_BUNDLE)/
 	@echo "gpu-bundle/ ready: run 'gpu-bundle/run.sh OUTDIR' on the GPU machine"

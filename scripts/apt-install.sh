@@ -15,13 +15,14 @@ sudo=""
 if [ $nonfree -eq 1 ] && [ ! -f /etc/apt/sources.list.d/cir-non-free.sources ]; then
   src=/etc/apt/sources.list.d/debian.sources
   if [ -f "$src" ]; then
-    # Keep the first stanza (the main archive) and widen its components.
+    # The first stanza (the main archive) with only the extra components, so apt sees no
+    # duplicate of the system's own "main" entry.
     awk 'BEGIN{RS="";ORS="\n\n"} NR==1' "$src" |
-      sed -E 's/^Components:.*/Components: main contrib non-free/' |
+      sed -E 's/^Components:.*/Components: contrib non-free/' |
       $sudo tee /etc/apt/sources.list.d/cir-non-free.sources >/dev/null
   else
     grep -E '^deb ' /etc/apt/sources.list | head -n 1 |
-      sed -E 's/ main.*$/ main contrib non-free/' |
+      sed -E 's/ main.*$/ contrib non-free/' |
       $sudo tee /etc/apt/sources.list.d/cir-non-free.list >/dev/null
   fi
 fi
