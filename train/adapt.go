@@ -24,7 +24,7 @@ func (p *policy) Fork(dst, src, n int) error { return p.d.Fork(dst, src, n) }
 func (p *policy) Step(feeds []rollout.Feed, sp engine.SampleParams) ([]rollout.Sample, error) {
 	p.feeds = p.feeds[:0]
 	for _, f := range feeds {
-		p.feeds = append(p.feeds, model.Feed{Slot: f.Slot, Pos: f.Pos, Tokens: f.Tokens, U: f.U})
+		p.feeds = append(p.feeds, model.Feed(f))
 	}
 	s, err := p.d.Step(p.feeds, sp)
 	if err != nil {
@@ -32,7 +32,7 @@ func (p *policy) Step(feeds []rollout.Feed, sp engine.SampleParams) ([]rollout.S
 	}
 	p.out = p.out[:0]
 	for _, x := range s {
-		p.out = append(p.out, rollout.Sample{Token: x.Token, LogP: x.LogP})
+		p.out = append(p.out, rollout.Sample(x))
 	}
 	return p.out, nil
 }

@@ -177,9 +177,13 @@ func subject(path string) string {
 	return b[:len(b)-len(filepath.Ext(b))]
 }
 
-// toyTask tokenizes a toy problem, its prompt and its demonstration (tool text with role tool).
+// toyTask tokenizes a toy problem and, for the basic kinds only, its demonstration (tool text
+// with role tool): the composed kinds are left for RL to find.
 func toyTask(p data.Problem, tok tokenizer.Tokenizer) Task {
 	t := Task{Problem: p.Prompt, Prompt: tok.EncodePlain(data.Format(p.Prompt)), Answer: p.Answer, Kind: string(p.Kind)}
+	if !p.Kind.Basic() {
+		return t
+	}
 	for _, s := range p.Segments() {
 		ids := tok.EncodePlain(s.Text)
 		role := rollout.RolePolicy
@@ -201,8 +205,7 @@ func FileTask(problem, answer, template string, tok tokenizer.Tokenizer, maxProm
 	var ids []int32
 	switch template {
 	case "cir", "":
-		text := tokenizer.ChatTemplate([]tokenizer.Message{{Role: "user", Content: rollout.UserMessage(problem)}}, true)
-		ids = tok.Encode(text)
+		ids = rollout.Prompt(tok, problem)
 	case "toy":
 		ids = tok.EncodePlain(data.Format(problem))
 	default:

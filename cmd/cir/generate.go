@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"cir/engine"
-	"cir/model"
 	"cir/tokenizer"
+	"cir/train"
 	"cir/train/rollout"
 	"cir/train/sandbox"
 )
@@ -116,7 +116,7 @@ func cmdGenerate(e *env, args []string) error {
 		exec = sb
 	}
 	eng := &rollout.Engine{
-		Policy: decoderPolicy{dec},
+		Policy: train.Policy(dec),
 		Tok:    tok,
 		Exec:   exec,
 		Config: rollout.Config{
@@ -272,29 +272,4 @@ func (l *lazySandbox) close() {
 	if l.pool != nil {
 		l.pool.Close()
 	}
-}
-
-// decoderPolicy adapts model.Decoder to rollout.Policy.
-type decoderPolicy struct{ d *model.Decoder }
-
-func (p decoderPolicy) Slots() int  { return p.d.Slots() }
-func (p decoderPolicy) MaxLen() int { return p.d.MaxLen() }
-func (p decoderPolicy) Budget() int { return p.d.Budget() }
-func (p decoderPolicy) Fork(dst, src, n int) error {
-	return p.d.Fork(dst, src, n)
-}
-func (p decoderPolicy) Step(feeds []rollout.Feed, sp engine.SampleParams) ([]rollout.Sample, error) {
-	mf := make([]model.Feed, len(feeds))
-	for i, f := range feeds {
-		mf[i] = model.Feed(f)
-	}
-	s, err := p.d.Step(mf, sp)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]rollout.Sample, len(s))
-	for i, x := range s {
-		out[i] = rollout.Sample(x)
-	}
-	return out, nil
 }
