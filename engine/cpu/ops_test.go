@@ -132,6 +132,15 @@ func TestEmbedding(t *testing.T) {
 					wantD[int(id)*tc.C+c] += dout64[n*tc.C+c]
 				}
 			}
+			gather := func(tab []float64) []float64 {
+				y := make([]float64, tc.N*tc.C)
+				for n, id := range ids {
+					copy(y[n*tc.C:(n+1)*tc.C], tab[int(id)*tc.C:])
+				}
+				return y
+			}
+			it := sampleIdx(r, tc.V*tc.C, 300)
+			g := fdGrad(gather, append([]float64(nil), table64...), dout64, it)
 			for _, b := range newBackends(t) {
 				out := make([]float32, tc.N*tc.C)
 				b.Embedding(f32T(out, tc.N, tc.C), i32T(ids, tc.N), f32T(table, tc.V, tc.C))
@@ -139,6 +148,10 @@ func TestEmbedding(t *testing.T) {
 				dt := append([]float32(nil), dt0...)
 				b.EmbeddingBackward(f32T(dt, tc.V, tc.C), f32T(dout, tc.N, tc.C), i32T(ids, tc.N))
 				closeTo(t, "EmbeddingBackward", dt, wantD, fwdTol)
+				for i := range dt {
+					dt[i] -= dt0[i]
+				}
+				closeTo(t, "EmbeddingBackward vs finite differences", pick(dt, it), g, bwdTol)
 				if err := b.Sync(); err != nil {
 					t.Fatal(err)
 				}
