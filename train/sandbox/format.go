@@ -27,13 +27,13 @@ func Truncate(s string) string {
 }
 
 // Format turns captured stdout into the result text: whitespace stripped at both ends, then
-// truncated by Truncate.
+// truncated by Truncate. It never panics.
 func Format(stdout string) string {
 	return Truncate(strings.TrimSpace(stdout))
 }
 
 // Fence returns the text appended to the model's context after a code block: the result
-// between "```output" fences, exactly "\n```output\n" + result + "\n```\n".
+// between "```output" fences, exactly "\n```output\n" + result + "\n```\n". It never panics.
 func Fence(result string) string {
 	return "\n```output\n" + result + "\n```\n"
 }

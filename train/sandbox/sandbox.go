@@ -72,7 +72,7 @@ type Config struct {
 	Logf func(format string, args ...any)
 }
 
-// DefaultConfig returns the defaults of DESIGN.md's interpreter protocol.
+// DefaultConfig returns the defaults of DESIGN.md's interpreter protocol. It never panics.
 func DefaultConfig() Config {
 	return Config{
 		Workers:        max(2, runtime.NumCPU()),
@@ -166,7 +166,7 @@ type Pool struct {
 
 // New starts a pool of cfg.Workers warm workers and waits until they are ready. It fails
 // with an error wrapping ErrNoSandbox when bwrap is missing and cfg.Unsafe is false, and
-// with the worker's own message when Python or numpy/sympy cannot be started.
+// with the worker's own message when Python or numpy/sympy cannot be started. It never panics.
 func New(ctx context.Context, cfg Config) (*Pool, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -207,7 +207,8 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 
 // Run executes code in a fresh Python namespace and returns its result. Problems of the code
 // (exceptions, timeouts, crashes, limits) are Result kinds; Result.Err is set only when the
-// pool is closed, ctx ends first, or no worker could be started.
+// pool is closed, ctx ends first, or no worker could be started. Whatever the code does, Run
+// never panics and never blocks past ctx or the time limit plus a grace period.
 func (p *Pool) Run(ctx context.Context, code string) Result {
 	return p.exec(ctx, request{Code: code}, 0)
 }
@@ -353,7 +354,8 @@ func (p *Pool) retire(w *worker, why error) {
 
 // Close stops every worker (and everything running in them) and waits for them to exit.
 // Calls in flight are canceled (Result.Err is ErrClosed) unless they finish first; later
-// calls get ErrClosed. It is idempotent and returns the error of removing the pool's files.
+// calls get ErrClosed. It is idempotent, never panics, and returns the error of removing the
+// pool's files.
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -411,7 +413,7 @@ func (p *Pool) Session() *Session {
 	return &Session{p: p, seed: rand.Uint32()}
 }
 
-// Run executes code in the session's namespace; see Pool.Run for the result.
+// Run executes code in the session's namespace; see Pool.Run for the result. It never panics.
 func (s *Session) Run(ctx context.Context, code string) Result {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -439,7 +441,8 @@ func (s *Session) Close() error {
 
 // RunOnce executes code in a fresh sandboxed Python process started for this call alone and
 // stopped after it: the baseline the pool is measured against, and a way to run one snippet
-// without keeping workers. cfg.Lazy is honoured (true starts faster). Errors as for New.
+// without keeping workers. cfg.Lazy is honoured (true starts faster). Errors as for New, in
+// Result.Err. It never panics.
 func RunOnce(ctx context.Context, cfg Config, code string) Result {
 	cfg.Workers = 1
 	cfg, err := cfg.withDefaults()
