@@ -141,24 +141,33 @@ func TestCheckerRewards(t *testing.T) {
 	}
 }
 
-// TestTimeout: a check that cannot finish within its deadline is wrong, and returns soon after it.
+// TestTimeout: a check that cannot finish within its deadline is wrong and returns soon
+// after the deadline; with time enough the same check is right.
 func TestTimeout(t *testing.T) {
-	ck := &Checker{Correct: 1, Wrong: -1, Timeout: time.Millisecond}
-	// Many variables and a long sum: many evaluation points of many terms.
-	var b strings.Builder
-	for i := range 400 {
-		b.WriteString(`\sin(x_{` + itoa(i) + `})^{3}+`)
+	// Two sets of 200 irrational values in opposite orders: ~20,000 high-precision comparisons.
+	var fwd, rev []string
+	for i := 1; i <= 200; i++ {
+		fwd = append(fwd, `\sqrt{2}+`+itoa(i))
+		rev = append([]string{`\sqrt{8}/2+` + itoa(i)}, rev...)
 	}
-	b.WriteString("1")
-	pred := b.String()
+	pred, gold := `\boxed{\{`+strings.Join(rev, ", ")+`\}}`, `\{`+strings.Join(fwd, ", ")+`\}`
+	slow := &Checker{Correct: 1, Wrong: -1, Timeout: time.Minute}
 	start := time.Now()
-	r := ck.Score(`\boxed{`+pred+`}`, pred+"+0")
-	if el := time.Since(start); el > 500*time.Millisecond {
-		t.Errorf("check with a 1ms deadline took %v", el)
+	if r := slow.Score(pred, gold); !r.Correct {
+		t.Fatalf("with a minute the sets should match: %+v", r.Correct)
 	}
-	if r.Correct {
-		t.Logf("finished within the deadline: %+v", r.Correct)
+	full := time.Since(start)
+	fast := &Checker{Correct: 1, Wrong: -1, Timeout: time.Millisecond}
+	start = time.Now()
+	r := fast.Score(pred, gold)
+	el := time.Since(start)
+	if full > 20*time.Millisecond && r.Correct {
+		t.Errorf("a check taking %v passed a 1ms deadline", full)
 	}
+	if el > full/2+5*time.Millisecond && full > 20*time.Millisecond {
+		t.Errorf("with a 1ms deadline the check took %v (%v in full)", el, full)
+	}
+	t.Logf("full check %v, with a 1ms deadline %v", full, el)
 }
 
 // TestConcurrent: one Checker from many goroutines gives the same verdicts (run with -race).
