@@ -287,40 +287,29 @@ type attnKVTask struct {
 func (t *attnKVTask) run(w, lo, hi int) {
 	H, Hkv, D := t.h.Q, t.h.KV, t.h.D
 	rep := H / Hkv
-	buf := t.b.bufs[w][0]
+	S := t.b.bufs[w][0]
 	KD := Hkv * D
 	for it := lo; it < hi; it++ {
-		n, h := it/H, it%H
-		o := t.out[n*H*D+h*D : n*H*D+(h+1)*D]
+		// One item is the rep query heads of kv head g of token n: contiguous in qkv and out.
+		n, g := it/Hkv, it%Hkv
+		o := t.out[n*H*D+g*rep*D : n*H*D+(g+1)*rep*D]
 		sl, p := int(t.slot[n]), int(t.pos[n])
 		if sl < 0 || sl >= t.S || p < 0 || p >= t.T {
 			clear(o)
-			if h == 0 {
+			if g == 0 {
 				t.b.fail(fmt.Errorf("cpu: AttentionKV: token %d at slot %d position %d outside the (%d,%d) cache", n, sl, p, t.S, t.T))
 			}
 			continue
 		}
-		g := h / rep
-		q := t.qkv[n*t.W+h*D : n*t.W+(h+1)*D]
-		kbase := t.kc[sl*t.T*KD+g*D:]
-		vbase := t.vc[sl*t.T*KD+g*D:]
-		sc := buf[:p+1]
-		for j := range sc {
-			sc[j] = t.scale * dot(q, kbase[j*KD:j*KD+D])
+		kn := p + 1
+		q := t.qkv[n*t.W+g*rep*D:]
+		k := t.kc[sl*t.T*KD+g*D:]
+		v := t.vc[sl*t.T*KD+g*D:]
+		sgemm(false, true, rep, kn, D, t.scale, &q[0], D, &k[0], KD, 0, &S[0], kn)
+		for r := 0; r < rep; r++ {
+			softmaxRow(S[r*kn : (r+1)*kn])
 		}
-		softmaxRow(sc)
-		clear(o)
-		for j, pj := range sc {
-			axpy(o, pj, vbase[j*KD:j*KD+D])
-		}
-	}
-}
-
-// axpy is y += a·x.
-func axpy(y []float32, a float32, x []float32) {
-	x = x[:len(y)]
-	for i := range y {
-		y[i] += a * x[i]
+		sgemm(false, false, rep, D, kn, 1, &S[0], kn, &v[0], KD, 0, &o[0], D)
 	}
 }
 
@@ -344,7 +333,8 @@ func (b *Backend) AttentionKV(out, qkv, kc, vc, slot, pos engine.Tensor, h engin
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.growScratch(1, T)
+	b.growScratch(1, T*h.Q/h.KV)
 	b.tAttnKV = attnKVTask{b, o, x, k, v, sl, ps, h, W, S, T, float32(1 / math.Sqrt(float64(h.D)))}
-	b.pool.dynamic(&b.tAttnKV, N*h.Q)
+	setBLASThreads(1)
+	b.pool.dynamic(&b.tAttnKV, N*h.KV)
 }
