@@ -17,6 +17,10 @@ static_assert((int)CIRLT_DESC_BIAS_DATA_TYPE == (int)CUBLASLT_MATMUL_DESC_BIAS_D
 static_assert((int)CIRLT_EPILOGUE_DEFAULT == (int)CUBLASLT_EPILOGUE_DEFAULT, "EPILOGUE_DEFAULT");
 static_assert((int)CIRLT_EPILOGUE_BIAS == (int)CUBLASLT_EPILOGUE_BIAS, "EPILOGUE_BIAS");
 static_assert((int)CIRLT_PREF_MAX_WORKSPACE_BYTES == (int)CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, "MAX_WORKSPACE");
+static_assert((int)CIRLT_PREF_MIN_ALIGNMENT_A_BYTES == (int)CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, "ALIGN_A");
+static_assert((int)CIRLT_PREF_MIN_ALIGNMENT_B_BYTES == (int)CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, "ALIGN_B");
+static_assert((int)CIRLT_PREF_MIN_ALIGNMENT_C_BYTES == (int)CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, "ALIGN_C");
+static_assert((int)CIRLT_PREF_MIN_ALIGNMENT_D_BYTES == (int)CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, "ALIGN_D");
 static_assert(sizeof(cirlt_algo) == sizeof(cublasLtMatmulAlgo_t), "algo size");
 static_assert(sizeof(cirlt_heuristic) == sizeof(cublasLtMatmulHeuristicResult_t), "heuristic size");
 static_assert(offsetof(cirlt_heuristic, workspace_size) == offsetof(cublasLtMatmulHeuristicResult_t, workspaceSize),

@@ -48,16 +48,16 @@ struct Plan {
 };
 
 struct Key {
-  int mode, ddt, bias, beta, N, C, OC;
+  int mode, ddt, bias, beta, N, C, OC, align;  // align: min alignment of x, y, d in bytes (≤ 256)
   bool operator==(const Key &o) const {
     return mode == o.mode && ddt == o.ddt && bias == o.bias && beta == o.beta && N == o.N && C == o.C &&
-           OC == o.OC;
+           OC == o.OC && align == o.align;
   }
 };
 struct KeyHash {
   size_t operator()(const Key &k) const {
     size_t h = 1469598103934665603ull;
-    for (int v : {k.mode, k.ddt, k.bias, k.beta, k.N, k.C, k.OC}) h = (h ^ (size_t)(unsigned)v) * 1099511628211ull;
+    for (int v : {k.mode, k.ddt, k.bias, k.beta, k.N, k.C, k.OC, k.align}) h = (h ^ (size_t)(unsigned)v) * 1099511628211ull;
     return h;
   }
 };
@@ -143,6 +143,13 @@ static int make_plan(cir_gemm *g, const Key &k, Plan *p) {
   if ((st = lt(api.pref_create(&pref)))) return st;
   size_t ws = g->ws_bytes;
   api.pref_set(pref, CIRLT_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+  // The heuristic assumes 256-byte aligned operands unless told: views (Rows of a tensor) may be
+  // less aligned.
+  uint32_t al = (uint32_t)k.align;
+  api.pref_set(pref, CIRLT_PREF_MIN_ALIGNMENT_A_BYTES, &al, sizeof al);
+  api.pref_set(pref, CIRLT_PREF_MIN_ALIGNMENT_B_BYTES, &al, sizeof al);
+  api.pref_set(pref, CIRLT_PREF_MIN_ALIGNMENT_C_BYTES, &al, sizeof al);
+  api.pref_set(pref, CIRLT_PREF_MIN_ALIGNMENT_D_BYTES, &al, sizeof al);
   cirlt_heuristic res;
   int got = 0;
   st = lt(api.heuristic(g->h, p->desc, p->a, p->b, p->c, p->c, pref, 1, &res, &got));
@@ -157,7 +164,9 @@ static int make_plan(cir_gemm *g, const Key &k, Plan *p) {
 extern "C" int cir_gemm_run(cir_gemm *g, int mode, void *d, int ddt, const cir_bf16 *x, const cir_bf16 *y,
                             const void *bias, int N, int C, int OC, float beta, cudaStream_t s) {
   if (N == 0 || C == 0 || OC == 0) return 0;
-  Key k = {mode, ddt, bias != nullptr, beta != 0.f, N, C, OC};
+  uintptr_t bits = (uintptr_t)d | (uintptr_t)x | (uintptr_t)y | 256;
+  int align = (int)(bits & (~bits + 1));  // the lowest set bit: the common alignment, at most 256
+  Key k = {mode, ddt, bias != nullptr, beta != 0.f, N, C, OC, align};
   auto it = g->plans.find(k);
   if (it == g->plans.end()) {
     Plan p;

@@ -204,7 +204,7 @@ func New(index int) (*Backend, error) {
 		return nil, &Error{Op: "cuBLASLt", Code: int(st)}
 	}
 	b.info.CublasLtVersion = int(ver)
-	if err := cerr("cudaMallocHost", C.int(C.cudaMallocHost(&b.stage, stageBytes))); err != nil {
+	if err := cerr("cudaMallocHost", C.int(C.cudaMallocHost(&b.stage, stageBytes+256))); err != nil {
 		b.Close()
 		return nil, err
 	}
@@ -216,7 +216,11 @@ func New(index int) (*Backend, error) {
 	}
 	b.errFlag = (*C.int)(flag)
 	b.check("New", C.int(C.cudaMemsetAsync(flag, 0, 4, b.stream)))
-	return b, b.Sync()
+	if err := b.Sync(); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
 }
 
 // Info describes the device.
@@ -294,7 +298,7 @@ func (b *Backend) Alloc(bytes int64) (unsafe.Pointer, error) {
 
 // Free returns memory from Alloc (waiting for the device, as cudaFree does).
 func (b *Backend) Free(p unsafe.Pointer) {
-	if p == nil {
+	if p == nil || b.closed {
 		return
 	}
 	b.enter()
@@ -305,14 +309,18 @@ func (b *Backend) Free(p unsafe.Pointer) {
 // library failure (*Error), or a bad input found by a kernel (*DataError).
 func (b *Backend) Sync() error {
 	b.enter()
+	// The data-error flag comes back with the same stream synchronisation, through the 256
+	// pinned bytes past the staging buffer.
+	flag := (*C.int)(unsafe.Add(b.stage, stageBytes))
+	if b.errFlag != nil {
+		*flag = 0
+		b.check("Sync", C.int(C.cudaMemcpyAsync(unsafe.Pointer(flag), unsafe.Pointer(b.errFlag), 4, C.cudaMemcpyDeviceToHost, b.stream)))
+	}
 	b.check("Sync", C.int(C.cudaStreamSynchronize(b.stream)))
-	if b.errFlag != nil && b.err == nil {
-		var code C.int
-		b.check("Sync", C.int(C.cudaMemcpy(unsafe.Pointer(&code), unsafe.Pointer(b.errFlag), 4, C.cudaMemcpyDeviceToHost)))
-		if code != 0 {
-			b.err = &DataError{Code: int(code)}
-			b.check("Sync", C.int(C.cudaMemset(unsafe.Pointer(b.errFlag), 0, 4)))
-		}
+	if b.errFlag != nil && b.err == nil && *flag != 0 {
+		b.err = &DataError{Code: int(*flag)}
+		b.check("Sync", C.int(C.cudaMemsetAsync(unsafe.Pointer(b.errFlag), 0, 4, b.stream)))
+		b.check("Sync", C.int(C.cudaStreamSynchronize(b.stream)))
 	}
 	err := b.err
 	b.err = nil

@@ -48,7 +48,11 @@ enum {
   CIRLT_DESC_BIAS_DATA_TYPE = 26,
   CIRLT_EPILOGUE_DEFAULT = 1,   /* cublasLtEpilogue_t */
   CIRLT_EPILOGUE_BIAS = 4,
-  CIRLT_PREF_MAX_WORKSPACE_BYTES = 1 /* cublasLtMatmulPreferenceAttributes_t */
+  CIRLT_PREF_MAX_WORKSPACE_BYTES = 1, /* cublasLtMatmulPreferenceAttributes_t */
+  CIRLT_PREF_MIN_ALIGNMENT_A_BYTES = 5,
+  CIRLT_PREF_MIN_ALIGNMENT_B_BYTES = 6,
+  CIRLT_PREF_MIN_ALIGNMENT_C_BYTES = 7,
+  CIRLT_PREF_MIN_ALIGNMENT_D_BYTES = 8
 };
 
 /* Function types, in the order of the symbol table cirlt_api. */
