@@ -24,23 +24,30 @@ func BenchmarkTrivial(b *testing.B) {
 	const code = "print(1+1)"
 	for _, w := range []int{1, 2} {
 		b.Run(fmt.Sprintf("pool/W=%d", w), func(b *testing.B) {
-			cfg := testConfig(b, w)
-			cfg.Logf = func(string, ...any) {}
+			cfg := benchConfig(b, w)
 			p := newPool(b, cfg)
 			for range 2 * w { // warm up every worker once
 				p.Run(context.Background(), code)
 			}
 			cpu := poolCPU(b, p)
-			measure(b, w, func() Result { return p.Run(context.Background(), code) })
+			measure(b, w, nil, func() Result { return p.Run(context.Background(), code) })
 			b.ReportMetric((poolCPU(b, p)-cpu).Seconds()*1000/float64(b.N), "cpu_ms/exec")
 		})
 	}
+	// Calls that arrive while the worker is idle (as in a rollout, where decoding goes on
+	// between a sequence's calls): the latency of one call without the previous one's cleanup.
+	b.Run("pool/W=1,paced", func(b *testing.B) {
+		cfg := benchConfig(b, 1)
+		p := newPool(b, cfg)
+		p.Run(context.Background(), code)
+		pause := func() { time.Sleep(100 * time.Millisecond) } // lowers execs/s, not latency
+		measure(b, 1, pause, func() Result { return p.Run(context.Background(), code) })
+	})
 	b.Run("fresh/W=2", func(b *testing.B) {
-		cfg := testConfig(b, 1)
+		cfg := benchConfig(b, 1)
 		cfg.Lazy = true
-		cfg.Logf = func(string, ...any) {}
 		cpu := childCPU()
-		measure(b, 2, func() Result { return RunOnce(context.Background(), cfg, code) })
+		measure(b, 2, nil, func() Result { return RunOnce(context.Background(), cfg, code) })
 		b.ReportMetric((childCPU()-cpu).Seconds()*1000/float64(b.N), "cpu_ms/exec")
 	})
 }
@@ -87,12 +94,23 @@ func poolCPU(b *testing.B, p *Pool) time.Duration {
 	return time.Duration(ticks) * time.Second / 100 // USER_HZ
 }
 
-// measure runs b.N calls of run on w goroutines and reports throughput and latency.
-func measure(b *testing.B, w int, run func() Result) {
+// measure runs b.N calls of run on w goroutines and reports throughput and latency; pre, when
+// not nil, runs before each call, outside its latency.
+// benchConfig is the default configuration (5 s limit) with w workers and no logging.
+func benchConfig(b *testing.B, w int) Config {
+	cfg := DefaultConfig()
+	cfg.Workers = w
+	cfg.Logf = func(string, ...any) {}
+	return cfg
+}
+
+func measure(b *testing.B, w int, pre func(), run func() Result) {
 	lat := make([]time.Duration, b.N)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var bad atomic.Int64
+	var badMu sync.Mutex
+	var firstBad Result
 	b.ResetTimer()
 	start := time.Now()
 	for range w {
@@ -104,11 +122,16 @@ func measure(b *testing.B, w int, run func() Result) {
 				if i >= int64(b.N) {
 					return
 				}
+				if pre != nil {
+					pre()
+				}
 				t := time.Now()
 				r := run()
 				lat[i] = time.Since(t)
-				if r.Output != "2" {
-					bad.Add(1)
+				if r.Output != "2" && bad.Add(1) == 1 {
+					badMu.Lock()
+					firstBad = r
+					badMu.Unlock()
 				}
 			}
 		}()
@@ -117,7 +140,7 @@ func measure(b *testing.B, w int, run func() Result) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	if n := bad.Load(); n > 0 {
-		b.Fatalf("%d of %d calls gave a wrong result", n, b.N)
+		b.Fatalf("%d of %d calls gave a wrong result, the first: %+v", n, b.N, firstBad)
 	}
 	slices.Sort(lat)
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "execs/s")
