@@ -245,7 +245,7 @@ func (t *kvStoreTask) run(_, lo, hi int) {
 	for n := lo; n < hi; n++ {
 		sl, p := int(t.slot[n]), int(t.pos[n])
 		if sl < 0 || sl >= t.S || p < 0 || p >= t.T {
-			t.b.fail(fmt.Errorf("cpu: KVStore: token %d at slot %d position %d outside the (%d,%d) cache", n, sl, p, t.S, t.T))
+			t.b.fail(fmt.Errorf("cpu: KVStore: token %d at slot %d position %d outside the (%d,%d) cache: %w", n, sl, p, t.S, t.T, ErrOutOfRange))
 			continue
 		}
 		row := t.qkv[n*t.W:]
@@ -297,7 +297,7 @@ func (t *attnKVTask) run(w, lo, hi int) {
 		if sl < 0 || sl >= t.S || p < 0 || p >= t.T {
 			clear(o)
 			if g == 0 {
-				t.b.fail(fmt.Errorf("cpu: AttentionKV: token %d at slot %d position %d outside the (%d,%d) cache", n, sl, p, t.S, t.T))
+				t.b.fail(fmt.Errorf("cpu: AttentionKV: token %d at slot %d position %d outside the (%d,%d) cache: %w", n, sl, p, t.S, t.T, ErrOutOfRange))
 			}
 			continue
 		}

@@ -95,6 +95,10 @@ func (b *Backend) ParamDType() engine.DType { return engine.F32 }
 // ActDType is F32.
 func (b *Backend) ActDType() engine.DType { return engine.F32 }
 
+// ErrOutOfRange is wrapped by the errors Sync returns for data out of range: an id, a target,
+// a position or a cache slot.
+var ErrOutOfRange = errors.New("out of range")
+
 // ErrBadSize is wrapped by Alloc's error for a negative size.
 var ErrBadSize = errors.New("cpu: bad allocation size")
 
@@ -144,7 +148,8 @@ func (b *Backend) Sync() error {
 	return err
 }
 
-// Close stops the worker goroutines and drops every allocation. It is safe to call twice.
+// Close stops the worker goroutines and drops every allocation. It is safe to call twice; an op
+// on a closed Backend panics.
 func (b *Backend) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -36,7 +36,7 @@ func (t *ceTask) run(w, lo, hi int) {
 		id := int(t.tgt[n])
 		if id < 0 || id >= V {
 			t.logp[n] = 0
-			t.b.fail(fmt.Errorf("cpu: CrossEntropy: target %d of row %d out of range [0,%d)", id, n, V))
+			t.b.fail(fmt.Errorf("cpu: CrossEntropy: target %d of row %d out of range [0,%d): %w", id, n, V, ErrOutOfRange))
 			continue
 		}
 		t.logp[n] = float32(float64(l[id]) - lse)

@@ -23,7 +23,7 @@ func (t *embTask) run(_, lo, hi int) {
 		dst := t.out[n*C : (n+1)*C]
 		if id < 0 || id >= t.V {
 			clear(dst)
-			t.b.fail(fmt.Errorf("cpu: Embedding: id %d of row %d out of range [0,%d)", id, n, t.V))
+			t.b.fail(fmt.Errorf("cpu: Embedding: id %d of row %d out of range [0,%d): %w", id, n, t.V, ErrOutOfRange))
 			continue
 		}
 		copy(dst, t.table[id*C:(id+1)*C])
@@ -478,7 +478,7 @@ func (b *Backend) ropeOp(op string, qkv, pos engine.Tensor, h engine.Heads, thet
 	maxPos := 0
 	for n, p := range ps {
 		if p < 0 {
-			b.fail(fmt.Errorf("cpu: %s: negative position %d at token %d", op, p, n))
+			b.fail(fmt.Errorf("cpu: %s: position %d at token %d: %w", op, p, n, ErrOutOfRange))
 		}
 		maxPos = max(maxPos, int(p))
 	}

@@ -27,6 +27,7 @@ type pool struct {
 	wg   sync.WaitGroup
 	next atomic.Int64
 	quit chan struct{}
+	done bool
 }
 
 func newPool(n int) *pool {
@@ -74,6 +75,7 @@ func chunk(n, k, w int) (int, int) {
 // when n*cost is below grain). The split depends only on n and the worker count, so reductions
 // over the ranges are deterministic.
 func (p *pool) static(t task, n, cost int) {
+	p.check()
 	if n <= 0 {
 		return
 	}
@@ -98,6 +100,7 @@ func (p *pool) static(t task, n, cost int) {
 // dynamic hands the items [0, n) out one at a time to whichever worker is free; for work of
 // uneven size where each item writes its own outputs.
 func (p *pool) dynamic(t task, n int) {
+	p.check()
 	if n <= 0 {
 		return
 	}
@@ -115,7 +118,17 @@ func (p *pool) dynamic(t task, n int) {
 	p.wg.Wait()
 }
 
-func (p *pool) close() { close(p.quit) }
+func (p *pool) close() {
+	p.done = true
+	close(p.quit)
+}
+
+// check panics if the pool was closed: an op on a closed Backend is a programming error.
+func (p *pool) check() {
+	if p.done {
+		panic("cpu: op on a closed Backend")
+	}
+}
 
 // grain is the least work (in element operations) worth splitting across workers.
 const grain = 16384
