@@ -94,8 +94,6 @@ func poolCPU(b *testing.B, p *Pool) time.Duration {
 	return time.Duration(ticks) * time.Second / 100 // USER_HZ
 }
 
-// measure runs b.N calls of run on w goroutines and reports throughput and latency; pre, when
-// not nil, runs before each call, outside its latency.
 // benchConfig is the default configuration (5 s limit) with w workers and no logging.
 func benchConfig(b *testing.B, w int) Config {
 	cfg := DefaultConfig()
@@ -104,6 +102,8 @@ func benchConfig(b *testing.B, w int) Config {
 	return cfg
 }
 
+// measure runs b.N calls of run on w goroutines and reports throughput and latency; pre, when
+// not nil, runs before each call, outside its latency.
 func measure(b *testing.B, w int, pre func(), run func() Result) {
 	lat := make([]time.Duration, b.N)
 	var next atomic.Int64
