@@ -64,8 +64,9 @@ type Config struct {
 	TmpBytes       int64         // size of the private /tmp; default 64 MiB
 	Python         string        // interpreter; default /usr/bin/python3
 	Lazy           bool          // don't import numpy and sympy before the first call
-	// Unsafe runs Python without bubblewrap, cgroups or a separate uid: only the rlimits and
-	// the per-call kill remain. For machines without bwrap (--unsafe-no-sandbox).
+	// Unsafe runs Python without bubblewrap or cgroups: only the rlimits, the per-call kill,
+	// a private working directory and (as root) an unprivileged uid remain. For machines
+	// without bwrap (--unsafe-no-sandbox).
 	Unsafe bool
 	// Logf receives warnings (a containment mechanism unavailable, a worker replaced);
 	// default log.Printf.
@@ -208,7 +209,7 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 // Run executes code in a fresh Python namespace and returns its result. Problems of the code
 // (exceptions, timeouts, crashes, limits) are Result kinds; Result.Err is set only when the
 // pool is closed, ctx ends first, or no worker could be started. Whatever the code does, Run
-// never panics and never blocks past ctx or the time limit plus a grace period.
+// never panics, and once it has a worker it returns within the time limit plus a grace period.
 func (p *Pool) Run(ctx context.Context, code string) Result {
 	return p.exec(ctx, request{Code: code}, 0)
 }

@@ -569,6 +569,11 @@ time.sleep(60)`)
 	if r := p.Run(context.Background(), "import os\nprint(os.listdir('.'))"); r.Output != "[]" {
 		t.Errorf("unsafe: working directory not fresh: %+v", r)
 	}
+	if os.Geteuid() == 0 && p.sb.setpriv != "" {
+		if r := p.Run(context.Background(), "import os\nos.getuid()"); r.Output != strconv.Itoa(unprivUID) {
+			t.Errorf("unsafe mode as root: the code runs as uid %q, want %d", r.Output, unprivUID)
+		}
+	}
 }
 
 func TestConfigErrors(t *testing.T) {

@@ -50,11 +50,22 @@ func newSandboxer(cfg Config) (*sandboxer, error) {
 	if _, err := os.Stat(cfg.Python); err != nil {
 		return nil, fmt.Errorf("sandbox: Python interpreter %s: %w", cfg.Python, err)
 	}
+	if os.Geteuid() == 0 {
+		if sp, err := exec.LookPath("setpriv"); err == nil {
+			sb.setpriv = sp
+		} else {
+			cfg.Logf("sandbox: setpriv not found: the model's code keeps the host's root uid " +
+				"(mapped in the sandbox) and RLIMIT_NPROC cannot bound its processes")
+		}
+	}
 	if cfg.Unsafe {
 		cfg.Logf("sandbox: running model code WITHOUT a sandbox (unsafe mode): only rlimits apply")
 		dir, err := os.MkdirTemp("", "cir-sandbox-")
 		if err != nil {
 			return nil, fmt.Errorf("sandbox: private directory: %w", err)
+		}
+		if sb.setpriv != "" {
+			os.Chmod(dir, 0o711) // the unprivileged uid must reach its own directory inside
 		}
 		sb.tmp = dir
 		return sb, nil
@@ -65,14 +76,6 @@ func newSandboxer(cfg Config) (*sandboxer, error) {
 			"to run model code without containment: %w", ErrNoSandbox, err)
 	}
 	sb.bwrap = path
-	if os.Geteuid() == 0 {
-		if sp, err := exec.LookPath("setpriv"); err == nil {
-			sb.setpriv = sp
-		} else {
-			cfg.Logf("sandbox: setpriv not found: the sandbox keeps the host's root uid (mapped) " +
-				"and RLIMIT_NPROC cannot bound processes")
-		}
-	}
 	sb.cgroup = makePoolCgroup(cfg.Logf)
 	return sb, nil
 }
@@ -129,13 +132,13 @@ func (sb *sandboxer) args(tmp string) []string {
 	if c.Lazy {
 		mode = "lazy"
 	}
-	if c.Unsafe {
-		return []string{c.Python, "-I", "-B", "-c", sb.script, mode, "unsafe", tmp}
-	}
 	a := []string{}
 	if sb.setpriv != "" {
 		u := strconv.Itoa(unprivUID)
 		a = append(a, sb.setpriv, "--reuid="+u, "--regid="+u, "--clear-groups", "--")
+	}
+	if c.Unsafe {
+		return append(a, c.Python, "-I", "-B", "-c", sb.script, mode, "unsafe", tmp)
 	}
 	a = append(a, sb.bwrap,
 		"--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
@@ -176,6 +179,11 @@ func (sb *sandboxer) spawn(ctx context.Context) (*worker, error) {
 			return nil, fmt.Errorf("sandbox: worker directory: %w", err)
 		}
 		w.tmp = dir
+		if sb.setpriv != "" {
+			if err := os.Chown(dir, unprivUID, unprivUID); err != nil {
+				return nil, fmt.Errorf("sandbox: worker directory: %w", err)
+			}
+		}
 	}
 	args := sb.args(w.tmp)
 	if sb.cgroup != "" {
