@@ -10,9 +10,10 @@ import (
 	"strings"
 )
 
-// pidsRoot returns the directory of this process's pids cgroup: the v1 pids hierarchy, or the
-// unified (v2) hierarchy when it offers the pids controller. Empty when neither is found.
-func pidsRoot() string {
+// cgroupRoot returns the directory of this process's cgroup for a v1 controller ("pids",
+// "memory"), or, for pids, the unified (v2) hierarchy when it offers the controller. Empty
+// when neither is found.
+func cgroupRoot(controller string) string {
 	f, err := os.Open("/proc/self/cgroup")
 	if err != nil {
 		return ""
@@ -26,13 +27,16 @@ func pidsRoot() string {
 			continue
 		}
 		for _, c := range strings.Split(parts[1], ",") {
-			if c == "pids" {
-				return filepath.Join("/sys/fs/cgroup/pids", parts[2])
+			if c == controller {
+				return filepath.Join("/sys/fs/cgroup", controller, parts[2])
 			}
 		}
 		if parts[0] == "0" && parts[1] == "" {
 			v2 = parts[2]
 		}
+	}
+	if controller != "pids" {
+		return "" // v2 memory limits use other files; not handled
 	}
 	for _, mnt := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
 		b, err := os.ReadFile(filepath.Join(mnt, v2, "cgroup.subtree_control"))
@@ -43,25 +47,60 @@ func pidsRoot() string {
 	return ""
 }
 
-// makePoolCgroup creates a pids cgroup for one pool under this process's own and returns its
-// directory, or "" (with a warning through logf) when pids cgroups cannot be used here.
-func makePoolCgroup(logf func(string, ...any)) string {
-	root := pidsRoot()
+// limitFile is the file that holds a controller's limit.
+var limitFile = map[string]string{"pids": "pids.max", "memory": "memory.limit_in_bytes"}
+
+// makePoolCgroup creates a cgroup of the controller for one pool under this process's own and
+// returns its directory, or "" (with a warning through logf) when it cannot be used here.
+func makePoolCgroup(controller string, logf func(string, ...any)) string {
+	what := map[string]string{"pids": "process counts rely on RLIMIT_NPROC alone",
+		"memory": "memory relies on the per-process RLIMIT_AS alone"}[controller]
+	root := cgroupRoot(controller)
 	if root == "" {
-		logf("sandbox: no pids cgroup found: process counts rely on RLIMIT_NPROC alone")
+		logf("sandbox: no %s cgroup found: %s", controller, what)
 		return ""
 	}
+	removeStale(root)
 	dir := filepath.Join(root, fmt.Sprintf("cir-sandbox-%d-%08x", os.Getpid(), rand.Uint32()))
 	if err := os.Mkdir(dir, 0o755); err != nil {
-		logf("sandbox: cannot create a pids cgroup (%v): process counts rely on RLIMIT_NPROC alone", err)
+		logf("sandbox: cannot create a %s cgroup (%v): %s", controller, err, what)
 		return ""
 	}
-	if _, err := os.Stat(filepath.Join(dir, "pids.max")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, limitFile[controller])); err != nil {
 		os.Remove(dir)
-		logf("sandbox: %s has no pids.max: process counts rely on RLIMIT_NPROC alone", dir)
+		logf("sandbox: %s has no %s: %s", dir, limitFile[controller], what)
 		return ""
 	}
 	return dir
+}
+
+// removeStale removes the empty cgroups that pools of processes no longer running left under
+// root (a process killed with SIGKILL cannot remove its own).
+func removeStale(root string) {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), "cir-sandbox-")
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pid, _, _ := strings.Cut(rest, "-")
+		if n, err := strconv.Atoi(pid); err != nil || n == os.Getpid() {
+			continue
+		} else if _, err := os.Stat(fmt.Sprintf("/proc/%d", n)); err == nil {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		subs, _ := os.ReadDir(dir)
+		for _, s := range subs {
+			if s.IsDir() {
+				os.Remove(filepath.Join(dir, s.Name())) // fails, harmlessly, while in use
+			}
+		}
+		os.Remove(dir)
+	}
 }
 
 // cgroupPids lists the processes in a cgroup.

@@ -53,17 +53,20 @@ const TimeoutOutput = "Timeout Error"
 
 // Config sets up a Pool. The zero value of a field means its default (DefaultConfig).
 type Config struct {
-	Workers        int           // warm workers (calls that run at once); default max(2, NumCPU)
-	Timeout        time.Duration // wall time per call; default 5 s
-	CPUTime        time.Duration // CPU time per call; default Timeout + 1 s
-	MemoryBytes    int64         // address space per process; default 4 GiB
-	MaxOutputBytes int           // stdout bytes captured per call (min 4 KiB); default 1 MiB
-	MaxFileBytes   int64         // largest file a call may write; default 16 MiB
-	MaxOpenFiles   int           // open files per process; default 256
-	MaxProcs       int           // processes per call; default 32
-	TmpBytes       int64         // size of the private /tmp; default 64 MiB
-	Python         string        // interpreter; default /usr/bin/python3
-	Lazy           bool          // don't import numpy and sympy before the first call
+	Workers     int           // warm workers (calls that run at once); default max(2, NumCPU)
+	Timeout     time.Duration // wall time per call; default 5 s
+	CPUTime     time.Duration // CPU time per call; default Timeout + 1 s
+	MemoryBytes int64         // address space per process; default 4 GiB
+	// TotalMemoryBytes bounds the memory of a worker's sandbox, all its processes together
+	// (a memory cgroup, where one can be made); default MemoryBytes.
+	TotalMemoryBytes int64
+	MaxOutputBytes   int    // stdout bytes captured per call (min 4 KiB); default 1 MiB
+	MaxFileBytes     int64  // largest file a call may write; default 16 MiB
+	MaxOpenFiles     int    // open files per process; default 256
+	MaxProcs         int    // processes per call; default 32
+	TmpBytes         int64  // size of the private /tmp; default 64 MiB
+	Python           string // interpreter; default /usr/bin/python3
+	Lazy             bool   // don't import numpy and sympy before the first call
 	// Unsafe runs Python without bubblewrap or cgroups: only the rlimits, the per-call kill,
 	// a private working directory and (as root) an unprivileged uid remain. For machines
 	// without bwrap (--unsafe-no-sandbox).
@@ -104,6 +107,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MemoryBytes == 0 {
 		c.MemoryBytes = d.MemoryBytes
 	}
+	if c.TotalMemoryBytes == 0 {
+		c.TotalMemoryBytes = c.MemoryBytes
+	}
 	if c.MaxOutputBytes == 0 {
 		c.MaxOutputBytes = d.MaxOutputBytes
 	}
@@ -134,6 +140,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("sandbox: Config.MaxOutputBytes is %d, want ≥ 4096", c.MaxOutputBytes)
 	case c.MemoryBytes < 64<<20:
 		return c, fmt.Errorf("sandbox: Config.MemoryBytes is %d, want ≥ 64 MiB", c.MemoryBytes)
+	case c.TotalMemoryBytes < 128<<20:
+		return c, fmt.Errorf("sandbox: Config.TotalMemoryBytes is %d, want ≥ 128 MiB", c.TotalMemoryBytes)
 	case c.MaxProcs < 1 || c.MaxOpenFiles < 16 || c.MaxFileBytes < 0 || c.TmpBytes < 1<<20:
 		return c, fmt.Errorf("sandbox: Config.MaxProcs, MaxOpenFiles, MaxFileBytes or TmpBytes out of range")
 	}

@@ -214,6 +214,8 @@ print(len([p for p in os.listdir("/proc") if p.isdigit()]), sorted(os.listdir("/
 func TestHostile(t *testing.T) {
 	needSandbox(t)
 	cfg := testConfig(t, 1)
+	cfg.Timeout = 2 * time.Second    // hostile code on a busy machine: more room
+	cfg.TotalMemoryBytes = 160 << 20 // the worker (~80 MB) and 4 × 40 MB below do not fit
 	p := newPool(t, cfg)
 	ctx := context.Background()
 
@@ -296,7 +298,7 @@ print(os.path.exists(%q))`, secret.Name(), project, home), []ErrorKind{KindOK}, 
 			}
 		}},
 		{"infinite loop", "while True:\n    pass", []ErrorKind{KindTimeout}, func(t *testing.T, r Result) {
-			if r.Output != TimeoutOutput || r.Duration > testTimeout+time.Second {
+			if r.Output != TimeoutOutput || r.Duration > cfg.Timeout+time.Second {
 				t.Errorf("got %q after %v", r.Output, r.Duration)
 			}
 		}},
@@ -308,6 +310,25 @@ print(os.path.exists(%q))`, secret.Name(), project, home), []ErrorKind{KindOK}, 
 		{"16 GiB numpy", "import numpy as np\nx = np.ones(2 << 30)\nprint(x.sum())", []ErrorKind{KindException}, func(t *testing.T, r Result) {
 			if !strings.Contains(r.Output, "MemoryError") {
 				t.Errorf("got %q, want a MemoryError", r.Output)
+			}
+		}},
+		{"memory of many processes", `import os, time
+for i in range(3):
+    if os.fork() == 0:
+        x = b"x" * (40 << 20)
+        time.sleep(5)
+        os._exit(0)
+b = b"y" * (40 << 20)
+print("allocated")
+os.wait()`, []ErrorKind{KindOK, KindCrash, KindTimeout, KindException}, func(t *testing.T, r Result) {
+			if cg := p.peekWorker(t).cgs["memory"]; cg != "" {
+				peak, _ := os.ReadFile(filepath.Join(cg, "memory.max_usage_in_bytes"))
+				fails, _ := os.ReadFile(filepath.Join(cg, "memory.failcnt"))
+				t.Logf("memory cgroup peak %s bytes, limit %d, limit hit %s times",
+					strings.TrimSpace(string(peak)), cfg.TotalMemoryBytes, strings.TrimSpace(string(fails)))
+				if n, err := strconv.ParseInt(strings.TrimSpace(string(peak)), 10, 64); err != nil || n > cfg.TotalMemoryBytes {
+					t.Errorf("memory peak %q over the limit %d", peak, cfg.TotalMemoryBytes)
+				}
 			}
 		}},
 		{"fork bomb", `import os
@@ -370,9 +391,9 @@ time.sleep(60)`, []ErrorKind{KindTimeout}, nil},
 	if w2 := p.peekWorker(t); w2 != w {
 		t.Errorf("the worker was replaced (%d → %d): the code could hurt it", w.id, w2.id)
 	}
-	if w.cg != "" {
-		peak, _ := os.ReadFile(filepath.Join(w.cg, "pids.peak"))
-		max, _ := os.ReadFile(filepath.Join(w.cg, "pids.max"))
+	if cg := w.cgs["pids"]; cg != "" {
+		peak, _ := os.ReadFile(filepath.Join(cg, "pids.peak"))
+		max, _ := os.ReadFile(filepath.Join(cg, "pids.max"))
 		t.Logf("worker pids cgroup: peak %s of max %s", strings.TrimSpace(string(peak)), strings.TrimSpace(string(max)))
 		if n, err := strconv.Atoi(strings.TrimSpace(string(peak))); err == nil && n > cfg.MaxProcs+3 {
 			t.Errorf("pids peak %d over the limit %d", n, cfg.MaxProcs+3)
@@ -380,7 +401,7 @@ time.sleep(60)`, []ErrorKind{KindTimeout}, nil},
 	} else {
 		t.Logf("no pids cgroup: the fork bomb was bounded by RLIMIT_NPROC")
 	}
-	if os.Geteuid() == 0 && w.cg == "" && p.sb.setpriv == "" {
+	if os.Geteuid() == 0 && w.cgs["pids"] == "" && p.sb.setpriv == "" {
 		t.Errorf("running as root with neither a pids cgroup nor setpriv: fork bombs are not bounded")
 	}
 	ln.Close()

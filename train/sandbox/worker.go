@@ -36,11 +36,11 @@ var errProtocol = errors.New("sandbox: worker broke the protocol")
 // sandboxer knows how to start workers: the command line and the cgroup parent.
 type sandboxer struct {
 	cfg     Config
-	bwrap   string // path of bwrap; empty when Unsafe
-	setpriv string // path of setpriv when dropping root; else empty
-	cgroup  string // this pool's pids cgroup directory; empty when unavailable
-	tmp     string // unsafe mode: parent of the workers' private directories
-	script  string // the worker program (tests replace it)
+	bwrap   string            // path of bwrap; empty when Unsafe
+	setpriv string            // path of setpriv when dropping root; else empty
+	cgroups map[string]string // this pool's cgroup directory by controller (pids, memory)
+	tmp     string            // unsafe mode: parent of the workers' private directories
+	script  string            // the worker program (tests replace it)
 	nextID  atomic.Uint64
 	reqID   atomic.Uint64
 }
@@ -76,7 +76,12 @@ func newSandboxer(cfg Config) (*sandboxer, error) {
 			"to run model code without containment: %w", ErrNoSandbox, err)
 	}
 	sb.bwrap = path
-	sb.cgroup = makePoolCgroup(cfg.Logf)
+	sb.cgroups = map[string]string{}
+	for _, c := range []string{"pids", "memory"} {
+		if dir := makePoolCgroup(c, cfg.Logf); dir != "" {
+			sb.cgroups[c] = dir
+		}
+	}
 	return sb, nil
 }
 
@@ -102,8 +107,8 @@ func (sb *sandboxer) fill(req *request, extra time.Duration) {
 
 // close removes the pool's cgroup and private directory.
 func (sb *sandboxer) close() error {
-	if sb.cgroup != "" {
-		os.Remove(sb.cgroup)
+	for _, dir := range sb.cgroups {
+		os.Remove(dir)
 	}
 	if sb.tmp != "" {
 		return os.RemoveAll(sb.tmp)
@@ -115,10 +120,10 @@ func (sb *sandboxer) close() error {
 type worker struct {
 	id     uint64
 	cmd    *exec.Cmd
-	req    *os.File // requests, our end
-	resp   *os.File // replies, our end
-	cg     string   // the worker's pids cgroup; empty when none
-	tmp    string   // unsafe mode: its private directory
+	req    *os.File          // requests, our end
+	resp   *os.File          // replies, our end
+	cgs    map[string]string // the worker's cgroups by controller
+	tmp    string            // unsafe mode: its private directory
 	exited chan struct{}
 	stderr *capWriter
 	once   sync.Once
@@ -186,22 +191,30 @@ func (sb *sandboxer) spawn(ctx context.Context) (*worker, error) {
 		}
 	}
 	args := sb.args(w.tmp)
-	if sb.cgroup != "" {
-		cg := filepath.Join(sb.cgroup, "w"+strconv.FormatUint(w.id, 10))
-		if err := os.Mkdir(cg, 0o755); err == nil {
-			// The worker, its sandbox and the call's processes: MaxProcs plus bwrap and init.
-			if err := os.WriteFile(filepath.Join(cg, "pids.max"),
-				[]byte(strconv.Itoa(sb.cfg.MaxProcs+3)), 0); err == nil {
-				w.cg = cg
-				// Enter the cgroup before bwrap starts anything, then become bwrap.
-				args = append([]string{"/bin/sh", "-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, cg}, args...)
-			} else {
-				os.Remove(cg)
-				sb.cfg.Logf("sandbox: pids cgroup %s: %v", cg, err)
-			}
-		} else {
-			sb.cfg.Logf("sandbox: pids cgroup %s: %v", cg, err)
+	// The worker's cgroups: the processes of the sandbox (bwrap, the worker, the call's) count
+	// MaxProcs plus three; their memory together at most TotalMemoryBytes.
+	limits := map[string]int64{"pids": int64(sb.cfg.MaxProcs + 3), "memory": sb.cfg.TotalMemoryBytes}
+	w.cgs = map[string]string{}
+	var dirs []string
+	for c, parent := range sb.cgroups {
+		cg := filepath.Join(parent, "w"+strconv.FormatUint(w.id, 10))
+		if err := os.Mkdir(cg, 0o755); err != nil {
+			sb.cfg.Logf("sandbox: %s cgroup %s: %v", c, cg, err)
+			continue
 		}
+		if err := os.WriteFile(filepath.Join(cg, limitFile[c]), []byte(strconv.FormatInt(limits[c], 10)), 0); err != nil {
+			os.Remove(cg)
+			sb.cfg.Logf("sandbox: %s cgroup %s: %v", c, cg, err)
+			continue
+		}
+		w.cgs[c] = cg
+		dirs = append(dirs, cg)
+	}
+	if len(dirs) > 0 {
+		// Enter the cgroups before bwrap starts anything, then become bwrap.
+		args = append([]string{"/bin/sh", "-c",
+			`IFS=:; for d in $0; do echo $$ > "$d/cgroup.procs" || exit 1; done; unset IFS; exec "$@"`,
+			strings.Join(dirs, ":")}, args...)
 	}
 	reqR, reqW, err := os.Pipe()
 	if err != nil {
@@ -231,8 +244,8 @@ func (sb *sandboxer) spawn(ctx context.Context) (*worker, error) {
 	if err != nil {
 		reqW.Close()
 		respR.Close()
-		if w.cg != "" {
-			os.Remove(w.cg)
+		for _, cg := range w.cgs {
+			os.Remove(cg)
 		}
 		return nil, fmt.Errorf("sandbox: starting %s: %w", args[0], err)
 	}
@@ -374,12 +387,12 @@ func (w *worker) kill() {
 		w.req.Close()
 		<-w.exited
 		w.resp.Close()
-		if w.cg != "" {
-			// bwrap's --die-with-parent takes the namespace down with it; sweep the cgroup
-			// for anything still there before removing it.
+		// bwrap's --die-with-parent takes the namespace down with it; sweep the cgroups for
+		// anything still there before removing them.
+		for _, cg := range w.cgs {
 			for i := 0; i < 1000; i++ {
-				pids := cgroupPids(w.cg)
-				if len(pids) == 0 && os.Remove(w.cg) == nil {
+				pids := cgroupPids(cg)
+				if len(pids) == 0 && os.Remove(cg) == nil {
 					break
 				}
 				for _, pid := range pids {

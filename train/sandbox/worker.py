@@ -148,6 +148,11 @@ def child(req_r, out_w, res_w):
     os.close(5)
     req = json.loads(b"".join(chunks))
     os.chdir(CWD)
+    try:  # the out-of-memory killer takes the call's processes before the worker
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
     cpu = req.get("cpu", 0)
     if cpu > 0:
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
