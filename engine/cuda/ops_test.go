@@ -388,3 +388,18 @@ func TestDataErrors(t *testing.T) {
 		t.Fatalf("Sync after a bad target: %v, want a *DataError", err)
 	}
 }
+
+// TestNCCLSingleRank: an all-reduce over one rank leaves the tensor as it is (skips where NCCL
+// is not installed).
+func TestNCCLSingleRank(t *testing.T) {
+	e := newEnv(t, 21)
+	c, err := NewComms([]*Backend{e.g})
+	if err != nil {
+		t.Skipf("NCCL: %v", err)
+	}
+	defer c.Close()
+	x := e.randn(1000, 1)
+	gx := e.dev(engine.F32, x, 1000)
+	c.AllReduceSum(0, gx)
+	compare(t, "AllReduceSum over one rank", e.get(gx), x, tol{0, 0})
+}
