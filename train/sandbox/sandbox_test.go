@@ -15,7 +15,8 @@ import (
 	"time"
 )
 
-const testTimeout = time.Second
+// testTimeout is the time limit of the test pools: generous, as the test machine may be busy.
+const testTimeout = 3 * time.Second
 
 // needSandbox skips a test when bubblewrap or Debian's Python with numpy and sympy is absent
 // (`make test` installs them).
@@ -577,6 +578,7 @@ func TestNoSandbox(t *testing.T) {
 		t.Skip("no /usr/bin/python3")
 	}
 	cfg.Unsafe = true
+	cfg.Timeout = 2 * time.Second
 	p := newPool(t, cfg)
 	if r := p.Run(context.Background(), "import os\nprint(6*7)\nos.getcwd()"); r.Output != "42" || r.Kind != KindOK {
 		t.Errorf("unsafe run: %+v", r)
