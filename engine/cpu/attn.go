@@ -97,10 +97,7 @@ func (t *attnTask) run(w, lo, hi int) {
 // softmaxRow replaces x by softmax(x) and returns its log-sum-exp.
 func softmaxRow(x []float32) float32 {
 	mx := maxOf(x)
-	for i, v := range x {
-		x[i] = exp32(v - mx)
-	}
-	sum := sum64(x)
+	sum := expTo(x, x, mx, 1, 1)
 	inv := float32(1 / sum)
 	for i := range x {
 		x[i] *= inv
@@ -169,10 +166,9 @@ func (t *attnBackTask) run(w, lo, hi int) {
 					lse := t.lse[(s+i)*H+h]
 					di := dot(dO[i*HD:i*HD+D], O[i*HD:i*HD+D])
 					p, dp := P[r*kn:(r+1)*kn], dP[r*kn:(r+1)*kn]
+					expTo(p[:i+1], p[:i+1], lse, 1, 1)
 					for j := 0; j <= i; j++ {
-						pj := exp32(p[j] - lse)
-						p[j] = pj
-						dp[j] = pj * (dp[j] - di)
+						dp[j] = p[j] * (dp[j] - di)
 					}
 					clear(p[i+1:])
 					clear(dp[i+1:])

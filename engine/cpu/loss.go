@@ -24,10 +24,7 @@ func (t *ceTask) run(w, lo, hi int) {
 		l := t.logit[n*V : (n+1)*V]
 		l = l[:len(e)]
 		mx := maxOf(l)
-		for j, v := range l {
-			e[j] = exp32(v - mx)
-		}
-		sum := sum64(e)
+		sum := expTo(e, l, mx, 1, 1)
 		lse := float64(mx) + math.Log(sum)
 		t.lse[n] = float32(lse)
 		if t.ent != nil {
@@ -82,11 +79,7 @@ func (t *ceBackTask) run(_, lo, hi int) {
 			continue
 		}
 		l := t.logit[n*V : (n+1)*V]
-		l = l[:len(d)]
-		lse := t.lse[n]
-		for j, v := range l {
-			d[j] = -g * exp32(v-lse)
-		}
+		expTo(d, l[:len(d)], t.lse[n], 1, -g)
 		if id := int(t.tgt[n]); id >= 0 && id < V {
 			d[id] += g
 		}
@@ -127,11 +120,8 @@ func (t *sampleTask) run(w, lo, hi int) {
 		id := t.draw(w, l, t.u[r])
 		t.ids[r] = int32(id)
 		mx := maxOf(l)
-		e := t.b.bufs[w][0][:V]
-		for j, v := range l {
-			e[j] = exp32(v - mx)
-		}
-		t.logp[r] = float32(float64(l[id]-mx) - math.Log(sum64(e)))
+		sum := expTo(t.b.bufs[w][0][:V], l, mx, 1, 1)
+		t.logp[r] = float32(float64(l[id]-mx) - math.Log(sum))
 	}
 }
 
@@ -156,10 +146,7 @@ func (t *sampleTask) draw(w int, l []float32, u float32) int {
 	idx := t.b.ibufs[w][:V]
 	inv := 1 / t.p.Temperature
 	mx := maxOf(l)
-	for j, v := range l {
-		e[j] = exp32((v - mx) * inv)
-	}
-	total := sum64(e)
+	total := expTo(e, l, mx, inv, 1)
 	u64 := float64(min(max(u, 0), 1))
 	K := V
 	if k := t.p.TopK; k > 0 && k < V {

@@ -318,11 +318,7 @@ type swiGLUTask struct {
 func (t *swiGLUTask) run(_, lo, hi int) {
 	I := t.I
 	for n := lo; n < hi; n++ {
-		g, u, o := t.gu[2*n*I:(2*n+1)*I], t.gu[(2*n+1)*I:(2*n+2)*I], t.out[n*I:(n+1)*I]
-		u, o = u[:len(g)], o[:len(g)]
-		for i, x := range g {
-			o[i] = x / (1 + exp32(-x)) * u[i]
-		}
+		swiglu(t.out[n*I:(n+1)*I], t.gu[2*n*I:(2*n+1)*I], t.gu[(2*n+1)*I:(2*n+2)*I])
 	}
 }
 
@@ -348,14 +344,7 @@ func (t *swiGLUBackTask) run(_, lo, hi int) {
 	for n := lo; n < hi; n++ {
 		g, u := t.gu[2*n*I:(2*n+1)*I], t.gu[(2*n+1)*I:(2*n+2)*I]
 		dg, du := t.dgu[2*n*I:(2*n+1)*I], t.dgu[(2*n+1)*I:(2*n+2)*I]
-		dy := t.dout[n*I : (n+1)*I]
-		u, dg, du, dy = u[:len(g)], dg[:len(g)], du[:len(g)], dy[:len(g)]
-		for i, x := range g {
-			s := 1 / (1 + exp32(-x))
-			silu := x * s
-			du[i] = dy[i] * silu
-			dg[i] = dy[i] * u[i] * s * (1 + x*(1-s))
-		}
+		swigluBack(dg, du, t.dout[n*I:(n+1)*I], g, u)
 	}
 }
 

@@ -227,17 +227,42 @@ func TestAdamW(t *testing.T) {
 	}
 }
 
-func TestExp32(t *testing.T) {
-	worst := 0.0
-	for x := -87.0; x < 88.5; x += 0.001 {
-		want := math.Exp(float64(float32(x)))
-		got := float64(exp32(float32(x)))
-		worst = math.Max(worst, math.Abs(got-want)/want)
+func TestExp(t *testing.T) {
+	var x []float32
+	for v := -90.0; v < 80; v += 0.001 { // sums of 256 e^80 still fit a float32
+		x = append(x, float32(v))
 	}
-	if worst > 3e-7 {
-		t.Errorf("exp32: max rel err %.3g, want below 3e-7", worst)
+	for _, tc := range []struct{ shift, mul, scale float32 }{{0, 1, 1}, {1.5, 0.5, -2}} {
+		y := make([]float32, len(x))
+		sum := expTo(y, x, tc.shift, tc.mul, tc.scale)
+		worst, want := 0.0, 0.0
+		for i, v := range x {
+			af := (v - tc.shift) * tc.mul
+			a := float64(af)
+			e := math.Exp(a)
+			under := af < -87.33
+			if under {
+				e = 0
+			}
+			want += e
+			if d := math.Abs(float64(y[i]) - float64(tc.scale)*e); d > 3e-7*math.Abs(float64(tc.scale))*e {
+				worst = math.Max(worst, d/math.Max(e, 1e-300))
+			}
+			if under && y[i] != 0 {
+				t.Fatalf("expTo at %g: %g, want 0 below -87.33", a, y[i])
+			}
+		}
+		if worst > 0 {
+			t.Errorf("%+v: max rel err %.3g, want below 3e-7", tc, worst)
+		}
+		if math.Abs(sum-want) > 1e-6*want {
+			t.Errorf("%+v: sum %g, want %g", tc, sum, want)
+		}
 	}
-	if exp32(-100) != 0 || !math.IsInf(float64(exp32(100)), 1) {
-		t.Errorf("exp32(-100) = %g, exp32(100) = %g; want 0 and +Inf", exp32(-100), exp32(100))
+	// In place.
+	y := []float32{0, 1, -1}
+	expTo(y, y, 0, 1, 1)
+	if math.Abs(float64(y[1])-math.E) > 1e-6 || y[0] != 1 {
+		t.Errorf("expTo in place: %v", y)
 	}
 }

@@ -1,0 +1,40 @@
+package cpu
+
+/*
+#cgo CFLAGS: -O3
+#include "vec.h"
+*/
+import "C"
+
+import "unsafe"
+
+func fp(x []float32) *C.float { return (*C.float)(unsafe.Pointer(unsafe.SliceData(x))) }
+
+// expTo sets dst[i] = scale·e^((src[i]-shift)·mul) in vectorised C (dst may be src) and
+// returns Σ e^(...) (without scale), summed per 256 elements in float32 and across them in
+// float64. The exponential is Cephes expf's, to about 2 ulp, 0 below -87.33.
+func expTo(dst, src []float32, shift, mul, scale float32) float64 {
+	if len(dst) == 0 {
+		return 0
+	}
+	_ = src[len(dst)-1]
+	return float64(C.cir_exp_to(fp(dst), fp(src), C.int(len(dst)), C.float(shift), C.float(mul), C.float(scale)))
+}
+
+// swiglu sets out = silu(g)·u in vectorised C.
+func swiglu(out, g, u []float32) {
+	if len(out) == 0 {
+		return
+	}
+	_, _ = g[len(out)-1], u[len(out)-1]
+	C.cir_swiglu(fp(out), fp(g), fp(u), C.int(len(out)))
+}
+
+// swigluBack sets dg, du from dy through out = silu(g)·u in vectorised C.
+func swigluBack(dg, du, dy, g, u []float32) {
+	if len(dg) == 0 {
+		return
+	}
+	_, _, _, _ = du[len(dg)-1], dy[len(dg)-1], g[len(dg)-1], u[len(dg)-1]
+	C.cir_swiglu_back(fp(dg), fp(du), fp(dy), fp(g), fp(u), C.int(len(dg)))
+}
