@@ -63,6 +63,7 @@ const (
 	statusNCCL       = C.CIR_STATUS_NCCL
 )
 
+// Error describes the failed call, naming the library and its status.
 func (e *Error) Error() string {
 	switch {
 	case e.Code == statusNoCUBLASLt:
@@ -119,6 +120,7 @@ type DataError struct {
 	Code int // C.CIR_ERR_*
 }
 
+// Error names the op and the kind of bad input.
 func (e *DataError) Error() string {
 	switch e.Code {
 	case C.CIR_ERR_ID:
