@@ -38,3 +38,18 @@ func swigluBack(dg, du, dy, g, u []float32) {
 	_, _, _, _ = du[len(dg)-1], dy[len(dg)-1], g[len(dg)-1], u[len(dg)-1]
 	C.cir_swiglu_back(fp(dg), fp(du), fp(dy), fp(g), fp(u), C.int(len(dg)))
 }
+
+// maxOf is the largest element of x. It panics if x is empty.
+func maxOf(x []float32) float32 {
+	_ = x[0]
+	return float32(C.cir_max(fp(x), C.int(len(x))))
+}
+
+// dot64 is Σ x·y, in float32 lanes over blocks of 256 elements added up in float64.
+func dot64(x, y []float32) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	_ = y[len(x)-1]
+	return float64(C.cir_dot(fp(x), fp(y), C.int(len(x))))
+}

@@ -73,3 +73,45 @@ static void cir_swiglu_back(float *restrict dg, float *restrict du, const float 
 		dg[i] = dy[i] * u[i] * s * (1.0f + x * (1.0f - s));
 	}
 }
+
+// cir_max is the largest of x[0..n), n > 0.
+static float cir_max(const float *x, int n) {
+	float acc[8];
+	for (int k = 0; k < 8; k++) {
+		acc[k] = x[0];
+	}
+	int i = 0;
+	for (; i + 8 <= n; i += 8) {
+		for (int k = 0; k < 8; k++) {
+			acc[k] = __builtin_fmaxf(acc[k], x[i + k]);
+		}
+	}
+	float m = x[0];
+	for (int k = 0; k < 8; k++) {
+		m = __builtin_fmaxf(m, acc[k]);
+	}
+	for (; i < n; i++) {
+		m = __builtin_fmaxf(m, x[i]);
+	}
+	return m;
+}
+
+// cir_dot is the sum of x[i]*y[i], in eight float lanes per block of 256, the blocks added in
+// double.
+static double cir_dot(const float *x, const float *y, int n) {
+	double total = 0;
+	int i = 0;
+	for (; i + 256 <= n; i += 256) {
+		float acc[8] = {0};
+		for (int j = i; j < i + 256; j += 8) {
+			for (int k = 0; k < 8; k++) {
+				acc[k] += x[j + k] * y[j + k];
+			}
+		}
+		total += ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+	}
+	for (; i < n; i++) {
+		total += (double)x[i] * y[i];
+	}
+	return total;
+}
