@@ -357,7 +357,7 @@ static cudaError_t launch_fwd(bf16 *out, float *lse, const bf16 *qkv, const int3
   cudaError_t e = allow_smem(attn_fwd_kernel<DP>, smem);
   if (e != cudaSuccess) return e;
   dim3 grid((maxLen + ATT_BQ - 1) / ATT_BQ, H, B);
-  attn_fwd_kernel<DP><<<grid, 128, smem, s>>>(out, lse, qkv, starts, H, Hkv, D, rsqrtf((float)D));
+  attn_fwd_kernel<DP><<<grid, 128, smem, s>>>(out, lse, qkv, starts, H, Hkv, D, (float)(1.0 / sqrt((double)D)));
   CIR_LAUNCHED();
 }
 
@@ -377,7 +377,7 @@ extern "C" cudaError_t cir_attention(cir_bf16 *out, float *lse, const cir_bf16 *
 template <int DP>
 static cudaError_t launch_bwd(bf16 *dqkv, const bf16 *dout, const float *lse, const float *dvec, const bf16 *qkv,
                               const int32_t *starts, int B, int maxLen, int H, int Hkv, int D, cudaStream_t s) {
-  float scale = rsqrtf((float)D);
+  float scale = (float)(1.0 / sqrt((double)D));
   size_t smem_q = (size_t)(2 * ATT_BQ * D + 2 * ATT_KT * (D + 1)) * sizeof(float);
   size_t smem_k = smem_q + 2 * ATT_KT * sizeof(float);
   cudaError_t e = allow_smem(attn_bwd_dq_kernel<DP>, smem_q);
@@ -564,7 +564,7 @@ static cudaError_t launch_kv(bf16 *out, const bf16 *qkv, const bf16 *kc, const b
   cudaError_t e = allow_smem(attn_kv_kernel<DP>, smem);
   if (e != cudaSuccess) return e;
   attn_kv_kernel<DP><<<dim3(N, Hkv, nsplit), 128, smem, s>>>(scratch, qkv, kc, vc, slot, pos, H, Hkv, D, S, T,
-                                                             nsplit, chunk, rsqrtf((float)D), err);
+                                                             nsplit, chunk, (float)(1.0 / sqrt((double)D)), err);
   attn_kv_combine_kernel<<<N * H, 128, 0, s>>>(out, scratch, H, D, nsplit);
   CIR_LAUNCHED();
 }
