@@ -348,6 +348,7 @@ while True:
 				t.Errorf("got %q", r.Output)
 			}
 		}},
+		{"forge a result", "import os\nos.write(3, b'{\"status\": \"ok\"\\n')\nimport time\ntime.sleep(60)", []ErrorKind{KindCrash}, nil},
 		{"kill everything", "import os, signal\nos.kill(-1, signal.SIGKILL)\nprint('done')", []ErrorKind{KindOK, KindException}, nil},
 		{"close stdout", "import os, sys\nprint('before')\nsys.stdout.flush()\nos.close(1)\nprint('after')", []ErrorKind{KindOK}, func(t *testing.T, r Result) {
 			if r.Output != "before" {

@@ -424,9 +424,12 @@ def run(req, ch):
                 reply["error"] = str(res.get("error") or "")
                 v = res.get("value")
                 reply["value"] = v if isinstance(v, str) else None
+            elif st is None:  # something wrote a line on fd 3 that is not a result
+                status = "bad_result"
+                reply["error"] = "the code wrote on the result channel"
             else:
                 status = "exit"
-                reply["exit"] = os.WEXITSTATUS(st) if st is not None else -1
+                reply["exit"] = os.WEXITSTATUS(st)
     reply["status"] = status
     return reply
 
