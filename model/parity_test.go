@@ -67,7 +67,7 @@ func TestParityPyTorch(t *testing.T) {
 				t.Fatal(err)
 			}
 			rng := rand.New(rand.NewPCG(uint64(ci), 9))
-			seqs := randomSeqs(rng, tc.cfg.VocabSize, 17, 5, 33, 2)
+			seqs := randomSeqs(rng, tc.cfg.VocabSize, 17, 5, 33, 2, 150+ci*61)
 			total := 0
 			for _, s := range seqs {
 				total += len(s) - 1

@@ -11,10 +11,6 @@ import (
 	"cir/engine/cpu"
 )
 
-// openCUDA opens GPU index; builds with the cuda tag set it. It reports an error when no
-// usable GPU is present.
-var openCUDA func(index int) (engine.Backend, error)
-
 // deviceFlags registers --device and --threads on fs and returns a function that opens the
 // chosen backend.
 func (e *env) deviceFlags(fs *flag.FlagSet) func() (engine.Backend, error) {
