@@ -113,15 +113,15 @@ func TestNoAllocs(t *testing.T) {
 func BenchmarkOps(b *testing.B) {
 	for _, mode := range []struct {
 		threads int
-		split   bool
+		blas    bool
 	}{{1, false}, {2, false}, {2, true}} {
 		be := New(mode.threads)
-		be.splitGEMM = mode.split
+		be.blasThreads = mode.blas
 		defer be.Close()
 		for _, op := range modelOps(be, 4, 128, 512, 1408, 8192) {
 			name := fmt.Sprintf("%s/threads=%d", op.name, mode.threads)
-			if mode.split {
-				name += ",splitGEMM"
+			if mode.blas {
+				name += ",blasThreads"
 			}
 			b.Run(name, func(b *testing.B) {
 				op.f()

@@ -2,10 +2,11 @@
 // runs. GEMMs go through OpenBLAS (cgo); every other op runs on a small fixed pool of worker
 // goroutines, and a steady-state call allocates nothing.
 //
-// OpenBLAS runs with the backend's thread count during the large GEMMs, while the Go workers
-// are idle, and with one thread inside the workers' own per-block GEMMs (attention), so the
-// two never oversubscribe the cores. OpenBLAS's thread count is process-wide: backends of
-// different thread counts used at the same time from several goroutines share it.
+// OpenBLAS runs single-threaded (openblas_set_num_threads(1)) inside the workers: a large GEMM
+// is split into blocks of rows of its output, one per worker, and attention runs one small
+// GEMM per (sequence, head) block on each worker, so Go and OpenBLAS threads never
+// oversubscribe the cores and results do not depend on scheduling. OpenBLAS's thread count is
+// process-wide.
 package cpu
 
 import (
@@ -25,9 +26,10 @@ import (
 type Backend struct {
 	threads int
 	pool    *pool
-	// splitGEMM runs the large GEMMs as row blocks on the workers, each on single-threaded
-	// OpenBLAS, instead of on OpenBLAS's own threads (set to threads, the default).
-	splitGEMM bool
+	// blasThreads runs the large GEMMs on OpenBLAS's own threads (set to threads) instead of
+	// as row blocks on the workers, each on single-threaded OpenBLAS (the default, measured
+	// faster on 2 busy cores, with no OpenBLAS threads spinning beside the workers).
+	blasThreads bool
 
 	mu     sync.Mutex // serialises ops: the tasks below are shared state
 	memMu  sync.Mutex

@@ -29,7 +29,7 @@ func (b *Backend) gemm(ta, tb bool, m, n, k int, alpha float32, a []float32, lda
 	if m == 0 || n == 0 {
 		return
 	}
-	if !b.splitGEMM || b.threads == 1 {
+	if b.blasThreads || b.threads == 1 {
 		setBLASThreads(b.threads)
 		sgemm(ta, tb, m, n, k, alpha, &a[0], lda, &bm[0], ldb, beta, &c[0], ldc)
 		return

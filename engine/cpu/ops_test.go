@@ -17,13 +17,13 @@ const (
 	bwdTol = 1e-3
 )
 
-// newBackends returns backends on 1 and 2 threads, and one on 2 whose GEMMs are split over
-// the workers.
+// newBackends returns backends on 1 and 2 threads, and one on 2 whose GEMMs run on OpenBLAS's
+// threads.
 func newBackends(t testing.TB) []*Backend {
 	var bs []*Backend
 	for _, n := range []int{1, 2, -2} {
 		b := New(max(n, -n))
-		b.splitGEMM = n < 0
+		b.blasThreads = n < 0
 		t.Cleanup(func() { b.Close() })
 		bs = append(bs, b)
 	}
