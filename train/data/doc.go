@@ -5,9 +5,14 @@
 // the interpreter format, then RL with the real sandbox must raise held-out accuracy. The
 // generators in toy.go are built for that:
 //
-//   - Answers need exact computation that a tiny model cannot do in its head (products of up
-//     to ten digits, modular powers with exponents in the thousands, digit sums of 8–16 digit
-//     numbers), so accuracy without tools stays near chance and tools make the difference.
+//   - Answers need exact computation that a tiny model cannot do in its head (products of
+//     two- and three-digit numbers, modular powers with exponents in the hundreds, digit sums
+//     of 6–9 digit numbers), so accuracy without tools stays near chance and tools make the
+//     difference. The operands are short on purpose: a byte-level model of about a million
+//     parameters learns to copy two or three digits into its code within a few hundred
+//     warm-up steps (measured: 2-digit operands went from 0/40 to 40/40 exact copies between
+//     steps 300 and 400 of batch 16), while with 3–5 digit operands and 8–16 digit numbers it
+//     had learnt no copying after 800 steps.
 //   - Every problem is one short line and its solution one call whose code is the problem
 //     rewritten as a Python expression ("Compute 4821*9127." → print(4821*9127)), so a
 //     whole example (Format + Demo) is about 120–150 bytes: cheap to train on and to sample

@@ -187,32 +187,32 @@ func Generate(r *rand.Rand, k Kind) Problem {
 	}
 	switch k {
 	case Mul:
-		a, b := digits(r, between(r, 3, 5)), digits(r, between(r, 3, 5))
+		a, b := digits(r, between(r, 2, 3)), digits(r, between(r, 2, 3))
 		p.Prompt = fmt.Sprintf("Compute %v*%v.", a, b)
 		one(fmt.Sprintf("print(%v*%v)", a, b), new(big.Int).Mul(a, b))
 	case PowMod:
-		b, e, m := big.NewInt(int64(between(r, 2, 999))), big.NewInt(int64(between(r, 10, 9999))), big.NewInt(int64(between(r, 10, 9999)))
+		b, e, m := big.NewInt(int64(between(r, 2, 99))), big.NewInt(int64(between(r, 10, 999))), big.NewInt(int64(between(r, 10, 999)))
 		p.Prompt = fmt.Sprintf("Compute %v^%v mod %v.", b, e, m)
 		one(fmt.Sprintf("print(pow(%v,%v,%v))", b, e, m), new(big.Int).Exp(b, e, m))
 	case DigitSum:
-		x := digits(r, between(r, 8, 16))
+		x := digits(r, between(r, 6, 9))
 		p.Prompt = fmt.Sprintf("Digit sum of %v.", x)
 		one(fmt.Sprintf("print(sum(map(int,str(%v))))", x), digitSum(x))
 	case Mul3:
-		a, b, c := digits(r, between(r, 2, 4)), digits(r, between(r, 2, 4)), digits(r, between(r, 2, 4))
+		a, b, c := digits(r, 2), digits(r, 2), digits(r, 2)
 		p.Prompt = fmt.Sprintf("Compute %v*%v*%v.", a, b, c)
 		ab := new(big.Int).Mul(a, b)
 		one(fmt.Sprintf("print(%v*%v*%v)", a, b, c), new(big.Int).Mul(ab, c))
 		p.Chain = []Call{{fmt.Sprintf("print(%v*%v)", a, b), ab.String()}, {fmt.Sprintf("print(%v*%v)", ab, c), p.Answer}}
 	case MulDigSum:
-		a, b := digits(r, between(r, 3, 5)), digits(r, between(r, 3, 5))
+		a, b := digits(r, between(r, 2, 3)), digits(r, between(r, 2, 3))
 		ab := new(big.Int).Mul(a, b)
 		p.Prompt = fmt.Sprintf("Digit sum of %v*%v.", a, b)
 		one(fmt.Sprintf("print(sum(map(int,str(%v*%v))))", a, b), digitSum(ab))
 		p.Chain = []Call{{fmt.Sprintf("print(%v*%v)", a, b), ab.String()}, {fmt.Sprintf("print(sum(map(int,str(%v))))", ab), p.Answer}}
 	case MulPowMod:
-		a, b := digits(r, 2), digits(r, between(r, 2, 3))
-		e, m := big.NewInt(int64(between(r, 10, 9999))), big.NewInt(int64(between(r, 10, 9999)))
+		a, b := digits(r, 2), digits(r, 2)
+		e, m := big.NewInt(int64(between(r, 10, 999))), big.NewInt(int64(between(r, 10, 999)))
 		ab := new(big.Int).Mul(a, b)
 		p.Prompt = fmt.Sprintf("Compute (%v*%v)^%v mod %v.", a, b, e, m)
 		one(fmt.Sprintf("print(pow((%v*%v),%v,%v))", a, b, e, m), new(big.Int).Exp(ab, e, m))
