@@ -58,6 +58,18 @@ func runReference(args ...string) (float64, error) {
 	return res.TokensPerS, nil
 }
 
+// compareReference times the PyTorch reference and adds its tokens/s and the ratio to res; a
+// missing PyTorch is reported on stderr, not an error.
+func (e *env) compareReference(res map[string]any, args ...string) {
+	r, err := runReference(args...)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "skipping the PyTorch comparison: %v\n", err)
+		return
+	}
+	res["torch_tokens_per_s"] = r
+	res["ratio"] = res["tokens_per_s"].(float64) / r
+}
+
 func lastLine(b []byte) []byte {
 	b = bytes.TrimSpace(b)
 	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
@@ -148,14 +160,7 @@ func benchTrain(e *env, args []string) error {
 	res := map[string]any{"device": b.Device().String(), "params": m.NumParams(), "batch": *B, "seq": *T,
 		"tokens_per_s": float64(*B**T) / dt, "step_ms": dt * 1e3}
 	if *ref && b.Device().Kind == engine.CPU {
-		threads := fs.Lookup("threads").Value.String()
-		r, err := runReference("bench-train", *cfgPath, strconv.Itoa(*B), strconv.Itoa(*T), threads, strconv.Itoa(*steps))
-		if err != nil {
-			fmt.Fprintf(e.stderr, "skipping the PyTorch comparison: %v\n", err)
-		} else {
-			res["torch_tokens_per_s"] = r
-			res["ratio"] = res["tokens_per_s"].(float64) / r
-		}
+		e.compareReference(res, "bench-train", *cfgPath, strconv.Itoa(*B), strconv.Itoa(*T), fs.Lookup("threads").Value.String(), strconv.Itoa(*steps))
 	}
 	return json.NewEncoder(e.stdout).Encode(res)
 }
@@ -212,14 +217,7 @@ func benchDecode(e *env, args []string) error {
 	res := map[string]any{"device": b.Device().String(), "params": m.NumParams(), "batch": *B,
 		"tokens_per_s": float64(*B**n) / dt}
 	if *ref && b.Device().Kind == engine.CPU {
-		threads := fs.Lookup("threads").Value.String()
-		r, err := runReference("bench-decode", *cfgPath, strconv.Itoa(*B), strconv.Itoa(*n), threads)
-		if err != nil {
-			fmt.Fprintf(e.stderr, "skipping the PyTorch comparison: %v\n", err)
-		} else {
-			res["torch_tokens_per_s"] = r
-			res["ratio"] = res["tokens_per_s"].(float64) / r
-		}
+		e.compareReference(res, "bench-decode", *cfgPath, strconv.Itoa(*B), strconv.Itoa(*n), fs.Lookup("threads").Value.String())
 	}
 	return json.NewEncoder(e.stdout).Encode(res)
 }

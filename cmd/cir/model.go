@@ -118,6 +118,21 @@ func loadModel(e *env, dir string, open func() (engine.Backend, error)) (*model.
 	return m, b, nil
 }
 
+// loadWithLines loads a model and reads the token lines of input against its vocabulary.
+func loadWithLines(e *env, dir, input string, open func() (engine.Backend, error)) (*model.Model, engine.Backend, [][]int32, error) {
+	m, b, err := loadModel(e, dir, open)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	seqs, err := readTokenLines(input, m.Cfg.VocabSize)
+	if err != nil {
+		m.Close()
+		b.Close()
+		return nil, nil, nil, err
+	}
+	return m, b, seqs, nil
+}
+
 func cmdLogprobs(e *env, args []string) error {
 	fs := e.flags("logprobs")
 	dir := fs.String("model", "", "model directory")
@@ -130,16 +145,12 @@ func cmdLogprobs(e *env, args []string) error {
 	if err := required(fs, "model", "input"); err != nil {
 		return err
 	}
-	m, b, err := loadModel(e, *dir, open)
+	m, b, seqs, err := loadWithLines(e, *dir, *input, open)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
 	defer m.Close()
-	seqs, err := readTokenLines(*input, m.Cfg.VocabSize)
-	if err != nil {
-		return err
-	}
 	w := bufio.NewWriter(e.stdout)
 	defer w.Flush()
 	for _, batch := range batches(seqs, *maxTok) {
@@ -177,16 +188,12 @@ func cmdGrad(e *env, args []string) error {
 	if err := required(fs, "model", "input", "out"); err != nil {
 		return err
 	}
-	m, b, err := loadModel(e, *dir, open)
+	m, b, seqs, err := loadWithLines(e, *dir, *input, open)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
 	defer m.Close()
-	seqs, err := readTokenLines(*input, m.Cfg.VocabSize)
-	if err != nil {
-		return err
-	}
 	loss, err := meanLossGrad(m, seqs, *maxTok)
 	if err != nil {
 		return err
