@@ -2,11 +2,11 @@ package train
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"path/filepath"
 
 	"cir/engine"
 	"cir/train/ckpt"
+	"cir/train/data"
 )
 
 // state is the trainer state saved beside the weights: everything a resumed CPU run needs to
@@ -15,9 +15,7 @@ type state struct {
 	Version  int
 	Step     int
 	OptStep  int
-	Cursor   int
-	Perm     []int
-	Order    []byte // the prompt-order PCG's state
+	Cursor   data.Cursor // position in the training-task order
 	SFTDone  bool
 	NumElems int
 }
@@ -34,12 +32,8 @@ func (t *Trainer) Save(root string, keep int) (string, error) {
 	if err := t.Model.Save(tmp); err != nil {
 		return "", err
 	}
-	order, err := t.orderSrc.MarshalBinary()
-	if err != nil {
-		return "", err
-	}
-	st := state{Version: stateVersion, Step: t.Step, OptStep: t.Opt.Step, Cursor: t.cursor, Perm: t.perm,
-		Order: order, SFTDone: t.SFTDone, NumElems: t.Opt.M.Len()}
+	st := state{Version: stateVersion, Step: t.Step, OptStep: t.Opt.Step, Cursor: t.sampler().Cursor(),
+		SFTDone: t.SFTDone, NumElems: t.Opt.M.Len()}
 	var ts []ckpt.Tensor
 	for _, x := range []struct {
 		name string
@@ -96,11 +90,9 @@ func (t *Trainer) Resume(root string) (string, error) {
 		}
 		t.Model.B.Upload(dst, engine.HostF32(h, len(h)))
 	}
-	src := &rand.PCG{}
-	if err := src.UnmarshalBinary(st.Order); err != nil {
-		return "", fmt.Errorf("%s: prompt order: %w", dir, err)
+	if err := t.sampler().Seek(st.Cursor); err != nil {
+		return "", fmt.Errorf("%s: %w", dir, err)
 	}
-	t.orderSrc, t.order = src, rand.New(src)
-	t.Step, t.Opt.Step, t.cursor, t.perm, t.SFTDone = st.Step, st.OptStep, st.Cursor, st.Perm, st.SFTDone
+	t.Step, t.Opt.Step, t.SFTDone = st.Step, st.OptStep, st.SFTDone
 	return dir, t.Model.B.Sync()
 }

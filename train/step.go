@@ -58,7 +58,7 @@ func (t *Trainer) RLStep(ctx context.Context) (metrics.Step, error) {
 	for round := 0; round == 0 || (cfg.RL.DynamicSampling && kept < cfg.Rollout.PromptsPerStep && round <= cfg.RL.MaxResample); round++ {
 		want := cfg.Rollout.PromptsPerStep - kept
 		batch := make([]Task, want)
-		for i, j := range t.nextPrompts(want) {
+		for i, j := range t.sampler().Next(want) {
 			batch[i] = t.Train[j]
 		}
 		seed := cfg.Run.Seed*1_000_003 + uint64(t.Step)*101 + uint64(round)

@@ -12,6 +12,7 @@ import (
 	"cir/model"
 	"cir/tokenizer"
 	"cir/train/config"
+	"cir/train/data"
 	"cir/train/reward"
 	"cir/train/rl"
 	"cir/train/rollout"
@@ -47,26 +48,23 @@ type Trainer struct {
 	Train  []Task
 	Log    io.Writer
 
-	Step     int  // RL steps done
-	SFTDone  bool // the warm-up has run
-	order    *rand.Rand
-	orderSrc *rand.PCG
-	budget   rl.Budget
-	lr       rl.LR
-	ppo      rl.PPO
-	est      rl.Estimator
-	agg      rl.Agg
-	cursor   int
-	perm     []int
+	Step    int           // RL steps done
+	SFTDone bool          // the warm-up has run
+	prompts *data.Sampler // training-task order, made on first use
+	budget  rl.Budget
+	lr      rl.LR
+	ppo     rl.PPO
+	est     rl.Estimator
+	agg     rl.Agg
 }
 
 // NewTrainer checks cfg's RL settings and prepares the schedules. The model, decoder,
 // optimizer, tokenizer, executor, scorer and tasks are set by the caller.
 func NewTrainer(cfg config.Config) (*Trainer, error) {
-	t := &Trainer{Cfg: cfg, ppo: rl.PPO{ClipLow: cfg.RL.ClipLow, ClipHigh: cfg.RL.ClipHigh, DualClipC: cfg.RL.DualClipC}}
+	t := &Trainer{Cfg: cfg, ppo: cfg.PPO(), lr: cfg.LR()}
 	var err error
-	if t.budget, err = rl.ParseBudget(cfg.Rollout.MaxCalls); err != nil {
-		return nil, fmt.Errorf("rollout.max_calls: %w", err)
+	if t.budget, err = cfg.Budget(); err != nil {
+		return nil, err
 	}
 	if t.est, err = rl.ParseEstimator(cfg.RL.Estimator); err != nil {
 		return nil, fmt.Errorf("rl.estimator: %w", err)
@@ -77,8 +75,6 @@ func NewTrainer(cfg config.Config) (*Trainer, error) {
 	if err := t.ppo.Validate(); err != nil {
 		return nil, err
 	}
-	t.lr = rl.LR{Kind: rl.LRKind(cfg.Optim.Schedule), Base: cfg.Optim.LR, Warmup: cfg.Optim.WarmupSteps,
-		Total: cfg.Run.Steps, MinRatio: cfg.Optim.MinLRRatio}
 	if err := t.lr.Validate(); err != nil {
 		return nil, fmt.Errorf("optim: %w", err)
 	}
@@ -88,24 +84,15 @@ func NewTrainer(cfg config.Config) (*Trainer, error) {
 	if cfg.RL.KLCoef != 0 {
 		return nil, fmt.Errorf("rl.kl_coef: the KL term against a reference model is not supported yet; set it to 0")
 	}
-	t.orderSrc = rand.NewPCG(cfg.Run.Seed, 0x7072)
-	t.order = rand.New(t.orderSrc)
 	return t, nil
 }
 
-// nextPrompts returns the next k task indices of a seeded shuffle of the training tasks, a new
-// permutation each epoch.
-func (t *Trainer) nextPrompts(k int) []int {
-	out := make([]int, 0, k)
-	for len(out) < k {
-		if t.cursor == 0 || t.cursor >= len(t.perm) {
-			t.perm = t.order.Perm(len(t.Train))
-			t.cursor = 0
-		}
-		out = append(out, t.perm[t.cursor])
-		t.cursor++
+// sampler is the seeded order of the training tasks (data.shuffle), one epoch after another.
+func (t *Trainer) sampler() *data.Sampler {
+	if t.prompts == nil {
+		t.prompts = data.NewSampler(len(t.Train), t.Cfg.Run.Seed, t.Cfg.Data.Shuffle)
 	}
-	return out
+	return t.prompts
 }
 
 // optimStep is the optimizer setting of an update at learning rate lr.

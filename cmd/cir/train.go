@@ -36,10 +36,18 @@ func cmdTrain(e *env, args []string) error {
 	fs := e.flags("train")
 	cfgPath := fs.String("config", "", "run config (YAML); key=value arguments override it")
 	resume := fs.Bool("resume", false, "continue from the newest checkpoint in run.out_dir")
-	if err := parse(fs, args); err != nil {
-		return err
+	// Flags may stand before, between or after the key=value overrides.
+	var overrides []string
+	for {
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		overrides, args = append(overrides, fs.Arg(0)), fs.Args()[1:]
 	}
-	cfg, err := config.Load(*cfgPath, fs.Args())
+	cfg, err := config.Load(*cfgPath, overrides)
 	if err != nil {
 		return err
 	}
