@@ -166,40 +166,11 @@ func (t *Trainer) RLStep(ctx context.Context) (metrics.Step, error) {
 	}
 	m.Entropy = entSum / math.Max(1, float64(entN))
 
-	var stats rl.Stats
-	var gnorm float64
-	mbs := cfg.Optim.MiniBatches
-	for b := 0; b < mbs; b++ {
-		lo, hi := b*n/mbs, (b+1)*n/mbs
-		if lo == hi {
-			continue
-		}
-		w, err := rl.Weights(t.agg, mask[lo:hi], cfg.Rollout.MaxResponse)
-		if err != nil {
-			return metrics.Step{}, err
-		}
-		t.Model.ZeroGrad()
-		var perr error
-		err = t.pass(seqs[lo:hi], true, func(i int, logp, _, d []float32) {
-			k := lo + i
-			s, err := t.ppo.PolicyLoss([][]float32{logp}, [][]float32{old[k]}, [][]float32{adv[k]}, [][]float32{w[i]}, [][]float32{d})
-			if err != nil && perr == nil {
-				perr = err
-			}
-			stats.Add(s)
-		})
-		if err == nil {
-			err = perr
-		}
-		if err != nil {
-			return metrics.Step{}, err
-		}
-		g, err := t.Model.Update(t.Opt, t.optimStep(lr))
-		if err != nil {
-			return metrics.Step{}, err
-		}
-		gnorm = math.Max(gnorm, g)
+	stats, gnorm, err := t.update(seqs, mask, old, adv, lr)
+	if err != nil {
+		return metrics.Step{}, err
 	}
+	mbs := cfg.Optim.MiniBatches
 	t.Step++
 	m.PolicyLoss = stats.Loss / float64(mbs)
 	m.ClipFracLow = stats.ClipFracLow()
@@ -258,4 +229,63 @@ func (t *Trainer) rolloutMetrics(m *metrics.Step, trajs []rollout.Trajectory, sc
 	if t.Cfg.RL.MaskToolTokens {
 		m.MaskedShare = toolToks / math.Max(1, respToks)
 	}
+}
+
+// update applies one PPO update per mini-batch of the trajectories seqs (mask, old log-probs
+// and advantages per response token) at learning rate lr, and returns the loss statistics and
+// the largest gradient norm. With a Comm, this rank computes the gradients of every Size-th
+// sequence of each mini-batch (from its Rank) with the mini-batch's global loss weights, and
+// the gradients are summed over the ranks before the step: the same update as one rank on all
+// of seqs. Every rank must be given the same seqs.
+func (t *Trainer) update(seqs []seq, mask [][]bool, old, adv [][]float32, lr float64) (rl.Stats, float64, error) {
+	var stats rl.Stats
+	var gnorm float64
+	n, mbs := len(seqs), t.Cfg.Optim.MiniBatches
+	rank, size := 0, 1
+	if t.Comm != nil {
+		rank, size = t.Comm.Rank(), t.Comm.Size()
+	}
+	for b := 0; b < mbs; b++ {
+		lo, hi := b*n/mbs, (b+1)*n/mbs
+		if lo == hi {
+			continue
+		}
+		w, err := rl.Weights(t.agg, mask[lo:hi], t.Cfg.Rollout.MaxResponse)
+		if err != nil {
+			return stats, 0, err
+		}
+		var mine []int // indices into seqs[lo:hi] this rank computes
+		for i := rank; i < hi-lo; i += size {
+			mine = append(mine, i)
+		}
+		local := make([]seq, len(mine))
+		for k, i := range mine {
+			local[k] = seqs[lo+i]
+		}
+		t.Model.ZeroGrad()
+		var perr error
+		err = t.pass(local, true, func(k int, logp, _, d []float32) {
+			i := mine[k]
+			s, err := t.ppo.PolicyLoss([][]float32{logp}, [][]float32{old[lo+i]}, [][]float32{adv[lo+i]}, [][]float32{w[i]}, [][]float32{d})
+			if err != nil && perr == nil {
+				perr = err
+			}
+			stats.Add(s)
+		})
+		if err == nil {
+			err = perr
+		}
+		if err == nil && t.Comm != nil {
+			err = t.Comm.AllReduceSum(t.Model.Grads.All)
+		}
+		if err != nil {
+			return stats, 0, err
+		}
+		g, err := t.Model.Update(t.Opt, t.optimStep(lr))
+		if err != nil {
+			return stats, 0, err
+		}
+		gnorm = math.Max(gnorm, g)
+	}
+	return stats, gnorm, nil
 }

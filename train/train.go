@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 
+	"cir/engine"
 	"cir/model"
 	"cir/tokenizer"
 	"cir/train/config"
@@ -47,6 +48,8 @@ type Trainer struct {
 	EOS    []int32
 	Train  []Task
 	Log    io.Writer
+	// Comm, when set, makes this trainer one rank of a data-parallel group (see update).
+	Comm engine.Comm
 
 	Step    int           // RL steps done
 	SFTDone bool          // the warm-up has run
