@@ -126,6 +126,9 @@ func (j *Job) Close() error {
 	if t.Opt != nil {
 		t.Opt.Close()
 	}
+	if t.Ref != nil {
+		t.Ref.Close()
+	}
 	if t.Model != nil {
 		t.Model.Close()
 	}

@@ -2,10 +2,12 @@ package train
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"time"
 
 	"cir/engine"
+	"cir/model"
 	"cir/train/metrics"
 	"cir/train/rl"
 	"cir/train/rollout"
@@ -152,7 +154,7 @@ func (t *Trainer) RLStep(ctx context.Context) (metrics.Step, error) {
 	old := make([][]float32, n)
 	var entSum float64
 	var entN int
-	err = t.pass(seqs, false, func(i int, logp, ent, _ []float32) {
+	err = t.pass(t.Model, seqs, false, func(i int, logp, ent, _ []float32) {
 		old[i] = append([]float32(nil), logp...)
 		for j, ok := range mask[i] {
 			if ok {
@@ -166,13 +168,20 @@ func (t *Trainer) RLStep(ctx context.Context) (metrics.Step, error) {
 	}
 	m.Entropy = entSum / math.Max(1, float64(entN))
 
-	stats, gnorm, err := t.update(seqs, mask, old, adv, lr)
+	var ref [][]float32
+	if cfg.RL.KLCoef != 0 {
+		if ref, err = t.refLogp(seqs); err != nil {
+			return metrics.Step{}, err
+		}
+	}
+	stats, gnorm, klRef, err := t.update(seqs, mask, old, adv, ref, lr)
 	if err != nil {
 		return metrics.Step{}, err
 	}
 	mbs := cfg.Optim.MiniBatches
 	t.Step++
 	m.PolicyLoss = stats.Loss / float64(mbs)
+	m.KLRef = klRef / float64(mbs)
 	m.ClipFracLow = stats.ClipFracLow()
 	m.ClipFracHigh = stats.ClipFracHigh()
 	m.DualClipFrac = stats.DualClipFrac()
@@ -233,13 +242,12 @@ func (t *Trainer) rolloutMetrics(m *metrics.Step, trajs []rollout.Trajectory, sc
 
 // update applies one PPO update per mini-batch of the trajectories seqs (mask, old log-probs
 // and advantages per response token) at learning rate lr, and returns the loss statistics and
-// the largest gradient norm. With a Comm, this rank computes the gradients of every Size-th
+// the largest gradient norm and, with ref (the reference's log-probs; nil without the KL
+// term), the summed weighted KL. With a Comm, this rank computes the gradients of every Size-th
 // sequence of each mini-batch (from its Rank) with the mini-batch's global loss weights, and
 // the gradients are summed over the ranks before the step: the same update as one rank on all
 // of seqs. Every rank must be given the same seqs.
-func (t *Trainer) update(seqs []seq, mask [][]bool, old, adv [][]float32, lr float64) (rl.Stats, float64, error) {
-	var stats rl.Stats
-	var gnorm float64
+func (t *Trainer) update(seqs []seq, mask [][]bool, old, adv, ref [][]float32, lr float64) (stats rl.Stats, gnorm, klRef float64, err error) {
 	n, mbs := len(seqs), t.Cfg.Optim.MiniBatches
 	rank, size := 0, 1
 	if t.Comm != nil {
@@ -252,7 +260,7 @@ func (t *Trainer) update(seqs []seq, mask [][]bool, old, adv [][]float32, lr flo
 		}
 		w, err := rl.Weights(t.agg, mask[lo:hi], t.Cfg.Rollout.MaxResponse)
 		if err != nil {
-			return stats, 0, err
+			return stats, 0, 0, err
 		}
 		var mine []int // indices into seqs[lo:hi] this rank computes
 		for i := rank; i < hi-lo; i += size {
@@ -264,9 +272,15 @@ func (t *Trainer) update(seqs []seq, mask [][]bool, old, adv [][]float32, lr flo
 		}
 		t.Model.ZeroGrad()
 		var perr error
-		err = t.pass(local, true, func(k int, logp, _, d []float32) {
+		err = t.pass(t.Model, local, true, func(k int, logp, _, d []float32) {
 			i := mine[k]
 			s, err := t.ppo.PolicyLoss([][]float32{logp}, [][]float32{old[lo+i]}, [][]float32{adv[lo+i]}, [][]float32{w[i]}, [][]float32{d})
+			if err == nil && ref != nil {
+				var kl float64
+				kl, err = rl.KLLoss(t.kl, t.Cfg.RL.KLCoef, [][]float32{logp}, [][]float32{ref[lo+i]}, [][]float32{w[i]}, [][]float32{d})
+				s.Loss += t.Cfg.RL.KLCoef * kl
+				klRef += kl
+			}
 			if err != nil && perr == nil {
 				perr = err
 			}
@@ -279,13 +293,29 @@ func (t *Trainer) update(seqs []seq, mask [][]bool, old, adv [][]float32, lr flo
 			err = t.Comm.AllReduceSum(t.Model.Grads.All)
 		}
 		if err != nil {
-			return stats, 0, err
+			return stats, 0, 0, err
 		}
 		g, err := t.Model.Update(t.Opt, t.optimStep(lr))
 		if err != nil {
-			return stats, 0, err
+			return stats, 0, 0, err
 		}
 		gnorm = math.Max(gnorm, g)
 	}
-	return stats, gnorm, nil
+	return stats, gnorm, klRef, nil
+}
+
+// refLogp returns the frozen reference's log-probs of the response tokens of seqs, making the
+// reference from the current policy when there is none yet.
+func (t *Trainer) refLogp(seqs []seq) ([][]float32, error) {
+	if t.Ref == nil {
+		ref, err := model.New(t.Model.Cfg, t.Model.B)
+		if err != nil {
+			return nil, fmt.Errorf("reference model: %w", err)
+		}
+		t.Model.B.Copy(ref.Params.All, t.Model.Params.All)
+		t.Ref = ref
+	}
+	out := make([][]float32, len(seqs))
+	err := t.pass(t.Ref, seqs, false, func(i int, logp, _, _ []float32) { out[i] = append([]float32(nil), logp...) })
+	return out, err
 }

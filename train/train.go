@@ -50,6 +50,9 @@ type Trainer struct {
 	Log    io.Writer
 	// Comm, when set, makes this trainer one rank of a data-parallel group (see update).
 	Comm engine.Comm
+	// Ref is the frozen reference of the KL term (rl.kl_coef > 0): when nil at the first RL
+	// step, a copy of the policy as RL starts.
+	Ref *model.Model
 
 	Step    int           // RL steps done
 	SFTDone bool          // the warm-up has run
@@ -59,6 +62,7 @@ type Trainer struct {
 	ppo     rl.PPO
 	est     rl.Estimator
 	agg     rl.Agg
+	kl      rl.KLType
 }
 
 // NewTrainer checks cfg's RL settings and prepares the schedules. The model, decoder,
@@ -84,8 +88,8 @@ func NewTrainer(cfg config.Config) (*Trainer, error) {
 	if cfg.RL.EntropyCoef != 0 {
 		return nil, fmt.Errorf("rl.entropy_coef: an entropy bonus is not supported (entropy is logged); set it to 0")
 	}
-	if cfg.RL.KLCoef != 0 {
-		return nil, fmt.Errorf("rl.kl_coef: the KL term against a reference model is not supported yet; set it to 0")
+	if t.kl, err = rl.ParseKLType(cfg.RL.KLType); err != nil {
+		return nil, fmt.Errorf("rl.kl_type: %w", err)
 	}
 	return t, nil
 }
@@ -135,18 +139,18 @@ type seq struct {
 	roles []rollout.Role
 }
 
-// pass runs the training forward over seqs in micro-batches of at most Optim.MicroTokens
+// pass runs m's training forward over seqs in micro-batches of at most Optim.MicroTokens
 // tokens. For each sequence it calls fn with its index, the response log-probs and entropies,
 // and, when backward is set, a zeroed slice that fn fills with dLoss/dlogp of each response
 // token; then it back-propagates (gradients accumulate in the model).
-func (t *Trainer) pass(seqs []seq, backward bool, fn func(i int, logp, ent, dlogp []float32)) error {
+func (t *Trainer) pass(m *model.Model, seqs []seq, backward bool, fn func(i int, logp, ent, dlogp []float32)) error {
 	idx := indices(len(seqs))
 	for _, mb := range microBatches(idx, func(i int) int { return len(seqs[i].ids) }, t.Cfg.Optim.MicroTokens) {
 		ids := make([][]int32, len(mb))
 		for k, i := range mb {
 			ids[k] = seqs[i].ids
 		}
-		logp, ent, err := t.Model.Forward(ids)
+		logp, ent, err := m.Forward(ids)
 		if err != nil {
 			return err
 		}
@@ -164,7 +168,7 @@ func (t *Trainer) pass(seqs []seq, backward bool, fn func(i int, logp, ent, dlog
 			fn(i, logp[k][P-1:], ent[k][P-1:], dr)
 		}
 		if backward {
-			if err := t.Model.Backward(d); err != nil {
+			if err := m.Backward(d); err != nil {
 				return err
 			}
 		}
@@ -204,7 +208,7 @@ func (t *Trainer) SFT(progress func(step int, loss float64)) error {
 		}
 		t.Model.ZeroGrad()
 		loss := 0.0
-		err := t.pass(seqs, true, func(i int, logp, _, d []float32) {
+		err := t.pass(t.Model, seqs, true, func(i int, logp, _, d []float32) {
 			for j, r := range seqs[i].roles {
 				if r == rollout.RolePolicy {
 					loss -= float64(logp[j])

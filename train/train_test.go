@@ -33,9 +33,12 @@ var tinyModel = model.Config{VocabSize: 259, HiddenSize: 32, IntermediateSize: 6
 
 // tinyTrainer builds a trainer on the CPU with the first-byte task: 8 prompts, groups of 8,
 // responses of at most 4 tokens, no interpreter.
-func tinyTrainer(t *testing.T, seed uint64) *Trainer {
+func tinyTrainer(t *testing.T, seed uint64, overrides ...string) *Trainer {
 	t.Helper()
 	cfg := config.Default()
+	if err := cfg.Apply(overrides); err != nil {
+		t.Fatal(err)
+	}
 	cfg.Rollout.N, cfg.Rollout.PromptsPerStep, cfg.Rollout.MaxResponse = 8, 8, 4
 	cfg.Rollout.MaxCalls = "0"
 	cfg.Optim.LR, cfg.Optim.WeightDecay, cfg.Optim.MiniBatches = 3e-3, 0, 2
@@ -188,7 +191,7 @@ func TestDataParallelMatchesOneRank(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := make([][]float32, n)
-	if err := one.pass(seqs, false, func(i int, logp, _, _ []float32) { old[i] = append([]float32(nil), logp...) }); err != nil {
+	if err := one.pass(one.Model, seqs, false, func(i int, logp, _, _ []float32) { old[i] = append([]float32(nil), logp...) }); err != nil {
 		t.Fatal(err)
 	}
 	// A second update on top of the first exercises the optimizer moments too. The learning
@@ -196,7 +199,7 @@ func TestDataParallelMatchesOneRank(t *testing.T) {
 	// summed in another order show up in the parameters in proportion to it.
 	var norms []float64
 	for range 2 {
-		_, g, err := one.update(seqs, mask, old, adv, 1e-4)
+		_, g, _, err := one.update(seqs, mask, old, adv, nil, 1e-4)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,7 +215,7 @@ func TestDataParallelMatchesOneRank(t *testing.T) {
 		tr.Comm = comms[r]
 		go func() {
 			for range 2 {
-				_, g, err := tr.update(seqs, mask, old, adv, 1e-4)
+				_, g, _, err := tr.update(seqs, mask, old, adv, nil, 1e-4)
 				if err != nil {
 					errs <- err
 					return
@@ -244,4 +247,39 @@ func TestDataParallelMatchesOneRank(t *testing.T) {
 		t.Fatalf("2 ranks vs 1 rank: max error %.3g, tolerance 1e-6", worst)
 	}
 	t.Logf("2 ranks vs 1 rank: max error %.3g", worst)
+}
+
+// TestKLAnchorsPolicy: with the low-variance KL term against the policy RL started from, the
+// KL is reported and the parameters move less from the start than without it.
+func TestKLAnchorsPolicy(t *testing.T) {
+	ctx := context.Background()
+	dist := func(tr *Trainer, start []float32) float64 {
+		var d float64
+		for i, x := range params(t, tr) {
+			d += float64(x-start[i]) * float64(x-start[i])
+		}
+		return math.Sqrt(d)
+	}
+	free, kl := tinyTrainer(t, 3), tinyTrainer(t, 3, "rl.kl_coef=5")
+	start := params(t, free)
+	var lastKL float64
+	for s := 0; s < 12; s++ {
+		if _, err := free.RLStep(ctx); err != nil {
+			t.Fatal(err)
+		}
+		m, err := kl.RLStep(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lastKL = m.KLRef
+	}
+	if kl.Ref == nil || !(lastKL > 0) {
+		t.Fatalf("reference %v, reported KL %v", kl.Ref != nil, lastKL)
+	}
+	defer kl.Ref.Close()
+	df, dk := dist(free, start), dist(kl, start)
+	t.Logf("distance from the start: %.4g without KL, %.4g with (last KL %.3g)", df, dk, lastKL)
+	if dk >= df {
+		t.Fatalf("the KL term did not anchor the policy: distance %.4g with KL, %.4g without", dk, df)
+	}
 }
