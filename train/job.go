@@ -61,6 +61,11 @@ func Open(ctx context.Context, cfg config.Config, b engine.Backend, scorer Score
 		return nil, fmt.Errorf("model: set model.dir (a checkpoint) or model.init (a config.json)")
 	}
 	t.Model.Log = log
+	if cfg.Model.Reference != "" && cfg.RL.KLCoef != 0 {
+		if t.Ref, err = model.Load(cfg.Model.Reference, b); err != nil {
+			return nil, fmt.Errorf("model.reference: %w", err)
+		}
+	}
 
 	// Tokenizer.
 	switch cfg.Model.Tokenizer {
