@@ -33,7 +33,7 @@ func Open(ctx context.Context, cfg config.Config, b engine.Backend, scorer Score
 	if err != nil {
 		return nil, err
 	}
-	t.Log, t.Scorer = log, scorer
+	t.Scorer = scorer
 	j := &Job{Trainer: t, Backend: b}
 	ok := false
 	defer func() {

@@ -6,7 +6,6 @@ package train
 
 import (
 	"fmt"
-	"io"
 	"math/rand/v2"
 
 	"cir/engine"
@@ -47,7 +46,6 @@ type Trainer struct {
 	Scorer Scorer
 	EOS    []int32
 	Train  []Task
-	Log    io.Writer
 	// Comm, when set, makes this trainer one rank of a data-parallel group (see update).
 	Comm engine.Comm
 	// Ref is the frozen reference of the KL term (rl.kl_coef > 0): when nil at the first RL
@@ -127,10 +125,6 @@ func microBatches(idx []int, lens func(int) int, budget int) [][]int {
 	}
 	return out
 }
-
-// respLogp returns the log-probs of the response tokens of a sequence whose prompt is P tokens
-// long, from Forward's per-sequence output (logp[i] predicts token i+1).
-func respLogp(logp []float32, P int) []float32 { return logp[P-1:] }
 
 // seq is one sequence of a training pass: ids, prompt length, and the roles of the response.
 type seq struct {
