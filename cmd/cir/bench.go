@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -78,9 +79,16 @@ func lastLine(b []byte) []byte {
 	return b
 }
 
-// benchModel builds a randomly initialised model of the config file on the chosen backend.
-func benchModel(e *env, cfgPath string, open func() (engine.Backend, error)) (*model.Model, engine.Backend, error) {
-	cfg, err := model.LoadConfig(cfgPath)
+// benchModel parses a benchmark's flags (--config is required) and builds a randomly
+// initialised model of that config on the chosen backend.
+func benchModel(e *env, fs *flag.FlagSet, args []string, cfgPath *string, open func() (engine.Backend, error)) (*model.Model, engine.Backend, error) {
+	if err := parse(fs, args); err != nil {
+		return nil, nil, err
+	}
+	if err := required(fs, "config"); err != nil {
+		return nil, nil, err
+	}
+	cfg, err := model.LoadConfig(*cfgPath)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -105,14 +113,7 @@ func benchTrain(e *env, args []string) error {
 	T := fs.Int("seq", 128, "tokens a sequence")
 	steps := fs.Int("steps", 10, "timed steps after one warm-up step")
 	ref := fs.Bool("torch", true, "also time the PyTorch reference on the same machine")
-	open := e.deviceFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := required(fs, "config"); err != nil {
-		return err
-	}
-	m, b, err := benchModel(e, *cfgPath, open)
+	m, b, err := benchModel(e, fs, args, cfgPath, e.deviceFlags(fs))
 	if err != nil {
 		return err
 	}
@@ -171,14 +172,7 @@ func benchDecode(e *env, args []string) error {
 	B := fs.Int("batch", 1, "sequences decoded together")
 	n := fs.Int("new", 64, "tokens decoded per sequence after a 16-token prompt")
 	ref := fs.Bool("torch", true, "also time the PyTorch reference on the same machine")
-	open := e.deviceFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := required(fs, "config"); err != nil {
-		return err
-	}
-	m, b, err := benchModel(e, *cfgPath, open)
+	m, b, err := benchModel(e, fs, args, cfgPath, e.deviceFlags(fs))
 	if err != nil {
 		return err
 	}
