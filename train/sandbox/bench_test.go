@@ -17,39 +17,61 @@ import (
 
 // BenchmarkTrivial measures trivial executions (print(1+1)) on the warm pool against a fresh
 // sandboxed Python per call (RunOnce, without numpy/sympy preloaded: the cheapest fresh
-// process), both with W calls in flight. It reports executions per second and the p50/p99
-// latency of one call.
+// process), both with W calls in flight. It reports executions per second, the p50/p99
+// latency of one call, the sandboxes' CPU time per call, and the share of calls that ran on a
+// reused child process.
 func BenchmarkTrivial(b *testing.B) {
 	needSandbox(b)
-	const code = "print(1+1)"
+	const code, want = "print(1+1)", "2"
 	for _, w := range []int{1, 2} {
 		b.Run(fmt.Sprintf("pool/W=%d", w), func(b *testing.B) {
-			cfg := benchConfig(b, w)
-			p := newPool(b, cfg)
-			for range 2 * w { // warm up every worker once
-				p.Run(context.Background(), code)
-			}
-			cpu := poolCPU(b, p)
-			measure(b, w, nil, func() Result { return p.Run(context.Background(), code) })
-			b.ReportMetric((poolCPU(b, p)-cpu).Seconds()*1000/float64(b.N), "cpu_ms/exec")
+			benchPool(b, w, nil, code, want)
 		})
 	}
 	// Calls that arrive while the worker is idle (as in a rollout, where decoding goes on
 	// between a sequence's calls): the latency of one call without the previous one's cleanup.
 	b.Run("pool/W=1,paced", func(b *testing.B) {
-		cfg := benchConfig(b, 1)
-		p := newPool(b, cfg)
-		p.Run(context.Background(), code)
 		pause := func() { time.Sleep(100 * time.Millisecond) } // lowers execs/s, not latency
-		measure(b, 1, pause, func() Result { return p.Run(context.Background(), code) })
+		benchPool(b, 1, pause, code, want)
+	})
+	// Code that imports what it needs from the standard library (not on the pure list):
+	// every call runs on a single-use child, the path of fork-per-call.
+	b.Run("pool/W=1,impure", func(b *testing.B) {
+		benchPool(b, 1, nil, "import os\nprint(1+1)", want)
 	})
 	b.Run("fresh/W=2", func(b *testing.B) {
 		cfg := benchConfig(b, 1)
 		cfg.Lazy = true
 		cpu := childCPU()
-		measure(b, 2, nil, func() Result { return RunOnce(context.Background(), cfg, code) })
+		measure(b, 2, nil, want, func() Result { return RunOnce(context.Background(), cfg, code) })
 		b.ReportMetric((childCPU()-cpu).Seconds()*1000/float64(b.N), "cpu_ms/exec")
 	})
+}
+
+// BenchmarkTypical measures calls like the model's: sympy and numpy doing a little work.
+func BenchmarkTypical(b *testing.B) {
+	needSandbox(b)
+	const code = `import sympy as sp
+import numpy as np
+x = sp.symbols("x")
+roots = sp.solve(x**2 - 5*x + 6, x)
+print(roots, int(np.array([int(r) for r in roots]).sum()))`
+	benchPool(b, 1, nil, code, "[2, 3] 5")
+}
+
+// benchPool measures code on a pool of w workers; pre as for measure.
+func benchPool(b *testing.B, w int, pre func(), code, want string) {
+	cfg := benchConfig(b, w)
+	p := newPool(b, cfg)
+	for range 2 * w { // warm up every worker
+		p.Run(context.Background(), code)
+	}
+	cpu := poolCPU(b, p)
+	calls, reused := p.Reuse()
+	measure(b, w, pre, want, func() Result { return p.Run(context.Background(), code) })
+	b.ReportMetric((poolCPU(b, p)-cpu).Seconds()*1000/float64(b.N), "cpu_ms/exec")
+	calls2, reused2 := p.Reuse()
+	b.ReportMetric(float64(reused2-reused)/float64(max(1, calls2-calls)), "reused/exec")
 }
 
 // childCPU is the CPU time of this process's reaped children (the sandboxes and all they ran).
@@ -59,9 +81,9 @@ func childCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// poolCPU is the CPU time the pool's idle workers have used so far, with the calls they have
-// reaped (from /proc: the process under each worker's bwrap). Startup is included: take
-// differences.
+// poolCPU is the CPU time the pool's idle workers have used so far, with everything they
+// started (from /proc: bwrap and its descendants, each with the children it reaped). Startup
+// is included: take differences.
 func poolCPU(b *testing.B, p *Pool) time.Duration {
 	var ws []*worker
 	for range p.cfg.Workers {
@@ -70,7 +92,11 @@ func poolCPU(b *testing.B, p *Pool) time.Duration {
 	var ticks int64
 	for _, w := range ws {
 		pids := []int{w.cmd.Process.Pid}
-		if kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pids[0], pids[0])); err == nil {
+		for i := 0; i < len(pids); i++ {
+			kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pids[i], pids[i]))
+			if err != nil {
+				b.Fatalf("worker CPU: %v", err)
+			}
 			for _, f := range strings.Fields(string(kids)) {
 				n, _ := strconv.Atoi(f)
 				pids = append(pids, n)
@@ -102,9 +128,9 @@ func benchConfig(b *testing.B, w int) Config {
 	return cfg
 }
 
-// measure runs b.N calls of run on w goroutines and reports throughput and latency; pre, when
-// not nil, runs before each call, outside its latency.
-func measure(b *testing.B, w int, pre func(), run func() Result) {
+// measure runs b.N calls of run on w goroutines, each of which must output want, and reports
+// throughput and latency; pre, when not nil, runs before each call, outside its latency.
+func measure(b *testing.B, w int, pre func(), want string, run func() Result) {
 	lat := make([]time.Duration, b.N)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -128,7 +154,7 @@ func measure(b *testing.B, w int, pre func(), run func() Result) {
 				t := time.Now()
 				r := run()
 				lat[i] = time.Since(t)
-				if r.Output != "2" && bad.Add(1) == 1 {
+				if r.Output != want && bad.Add(1) == 1 {
 					badMu.Lock()
 					firstBad = r
 					badMu.Unlock()

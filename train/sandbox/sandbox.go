@@ -3,13 +3,22 @@
 //
 // Each worker is one bwrap sandbox (user, PID, network, IPC and UTS namespaces unshared, the
 // system read-only, a private tmpfs /tmp, nothing of the host's home or the project visible)
-// whose PID 1 is a Python process with numpy and sympy already imported. A call forks a child
-// of that process in a new session with rlimits (CPU time, address space, file size, open
-// files, processes); after the call every other process of the namespace is killed and reaped
-// and /tmp is wiped, so a call leaves nothing behind. The worker is its namespace's init, so
-// the code cannot kill it; a worker that dies, hangs or breaks its protocol anyway is killed
-// (the whole namespace with it) and replaced. When running as root each worker also lives in
-// its own pids cgroup and runs as an unprivileged uid, which bounds fork bombs.
+// whose PID 1 is a Python process with numpy and sympy already imported. A call runs in a child
+// of that process, forked ahead of it, in a new session with rlimits (CPU time, address space,
+// file size, open files, processes). Forking that process costs more CPU than everything else
+// of a trivial call, so a child serves successive stateless calls while it stays clean, with
+// the semantics of a fresh fork per call: nothing of one call is visible to the next. Clean
+// means: the code passes a static check (it imports only a fixed set of pure modules; no
+// attribute stores, dunders, exec/eval/open/getattr/setattr, functions that change global
+// settings such as numpy's set_printoptions, ...), the call ends normally or with an ordinary
+// exception, and afterwards the child's modules, global settings, random states, threads,
+// files and the namespace's processes are as a fresh fork's (worker.py's header has the exact
+// rules); Pool.Reuse counts such calls. Any other call runs on a never-used spare child, and
+// after it every other process of the namespace is killed and reaped and /tmp is wiped, so it
+// leaves nothing behind. The worker is its namespace's init, so the code cannot kill it; a
+// worker that dies, hangs or breaks its protocol anyway is killed (the whole namespace with it)
+// and replaced. When running as root each worker also lives in its own pids cgroup and runs as
+// an unprivileged uid, which bounds fork bombs.
 //
 // Results follow the interpreter protocol of DESIGN.md: stdout stripped; on an exception the
 // last line of the traceback; "Timeout Error"; more than 400 characters shown as the first 200,
@@ -25,6 +34,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -171,6 +181,14 @@ type Pool struct {
 	closed bool
 	calls  sync.WaitGroup // calls in flight; Add under mu while not closed
 	bg     sync.WaitGroup // replacements and kills in flight
+
+	ran, reused atomic.Int64 // calls that ran to a reply; those of them on a used child
+}
+
+// Reuse returns how many calls have run on a worker so far and how many of them ran on a
+// child process an earlier call had left clean (see the package doc), for logs and tests.
+func (p *Pool) Reuse() (calls, reused int64) {
+	return p.ran.Load(), p.reused.Load()
 }
 
 // New starts a pool of cfg.Workers warm workers and waits until they are ready. It fails
@@ -284,6 +302,10 @@ func (p *Pool) exec(ctx context.Context, req request, extra time.Duration) Resul
 	if err != nil {
 		p.retire(w, err)
 	} else {
+		p.ran.Add(1)
+		if rep.Reused {
+			p.reused.Add(1)
+		}
 		p.release(w)
 	}
 	return outcome(ctx, rep, err, req.Out, d)
@@ -489,6 +511,7 @@ type reply struct {
 	Signal int     `json:"signal"`
 	Exit   int     `json:"exit"`
 	Wall   float64 `json:"wall"`
+	Reused bool    `json:"reused"` // it ran on a child an earlier call had used
 	CPU    float64 `json:"cpu"`
 }
 

@@ -101,7 +101,7 @@ func (sb *sandboxer) fill(req *request, extra time.Duration) {
 	req.Mem = c.MemoryBytes
 	req.FSize = c.MaxFileBytes
 	req.NoFile = c.MaxOpenFiles
-	req.NProc = c.MaxProcs + 2 // the worker and the call's own process count for the uid
+	req.NProc = c.MaxProcs + 3 // the worker, its spare child and the call's own process count
 	req.Out = c.MaxOutputBytes
 }
 
@@ -191,9 +191,9 @@ func (sb *sandboxer) spawn(ctx context.Context) (*worker, error) {
 		}
 	}
 	args := sb.args(w.tmp)
-	// The worker's cgroups: the processes of the sandbox (bwrap, the worker, the call's) count
-	// MaxProcs plus three; their memory together at most TotalMemoryBytes.
-	limits := map[string]int64{"pids": int64(sb.cfg.MaxProcs + 3), "memory": sb.cfg.TotalMemoryBytes}
+	// The worker's cgroups: the processes of the sandbox (bwrap, the worker, its spare child,
+	// the call's) count MaxProcs plus four; their memory together at most TotalMemoryBytes.
+	limits := map[string]int64{"pids": int64(sb.cfg.MaxProcs + 4), "memory": sb.cfg.TotalMemoryBytes}
 	w.cgs = map[string]string{}
 	var dirs []string
 	for c, parent := range sb.cgroups {
