@@ -5,8 +5,8 @@
 # ahead of the call (in a new session, with resource limits); stdout goes to a pipe the worker
 # reads, bounded. Being PID 1, the worker cannot be killed by the code it runs (the kernel drops
 # signals sent to a namespace's init from inside it). After a call that leaves no child to reuse
-# (below), every other process of the namespace is killed and reaped and /tmp is wiped, so
-# nothing a call starts or writes survives it.
+# (below), every other process of the namespace is killed and reaped, /tmp is wiped and System
+# V IPC objects are removed, so nothing a call starts or writes survives it.
 #
 # Reuse. Forking this process (numpy and sympy loaded) costs about 12 ms of CPU on the
 # development machine, several times what everything else of a trivial call costs, so a child
@@ -60,7 +60,8 @@
 #     plus one thread, the working directory, the rlimits set at its first call, and less than
 #     MAX_GROWTH more address space. It reports "ready" within READY_WAIT.
 #  4. The worker finds no process in the namespace but its children (checked when the result
-#     arrives and after "ready"), and /tmp holding only the empty working directory.
+#     arrives and after "ready"), /tmp holding only the empty working directory, and no System
+#     V IPC object (they outlive processes; after any other call they are removed).
 # A reused call gets fresh globals, a fresh random state, a CPU limit counted from its start
 # (soft only: pure code cannot catch SIGXCPU) and the same other limits. Object addresses (id(),
 # default reprs, hash of plain objects) and library caches (sympy's, re's) are not reset: they
@@ -896,6 +897,27 @@ def others(allowed):
             if p.isdigit() and int(p) != me and int(p) not in allowed]
 
 
+def sysv_ipc():
+    """The System V IPC objects of the namespace, as (kind, id): they outlive the processes
+    that made them (the IPC namespace is the worker's, not a call's)."""
+    out = []
+    for kind in ("shm", "sem", "msg"):
+        try:
+            with open("/proc/sysvipc/" + kind, "rb") as f:
+                out += [(kind, int(line.split()[1])) for line in f.read().splitlines()[1:]]
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def remove_ipc():
+    for kind, ident in sysv_ipc():
+        if kind == "sem":
+            libc.semctl(ident, 0, 0)  # IPC_RMID
+        else:
+            getattr(libc, kind + "ctl")(ident, 0, None)
+
+
 def tmp_clean():
     """Whether /tmp holds nothing but the empty working directory."""
     try:
@@ -1157,6 +1179,8 @@ def cleanup():
     call's working directory."""
     kill_all()
     wipe_tmp()
+    if IN_NAMESPACE:
+        remove_ipc()
     os.mkdir(CWD, 0o700)
 
 
@@ -1196,7 +1220,8 @@ def serve():
         reply["id"] = req.get("id")
         reply["reused"] = ch.calls > 0
         send(reply)
-        if kept and ch.await_ready() and not others(allowed) and tmp_clean():
+        if kept and ch.await_ready() and not others(allowed) and tmp_clean() \
+                and not sysv_ipc():
             ch.calls += 1
             ch.limits = limits
             if ch is spare:
