@@ -39,6 +39,7 @@ type BPE struct {
 	nfc     bool
 	pre     preTok
 	eos     []int32
+	source  []byte // the tokenizer.json it was parsed from, for Save
 
 	cache [cacheSize]atomic.Pointer[cacheEntry] // direct-mapped word cache, lock-free
 	seed  maphash.Seed

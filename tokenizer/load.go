@@ -138,7 +138,7 @@ func ParseJSON(name string, data []byte) (*BPE, error) {
 	case len(m.Vocab) == 0:
 		return nil, bad("model.vocab", "missing or empty")
 	}
-	t := &BPE{addedID: map[string]int32{}, seed: maphash.MakeSeed()}
+	t := &BPE{addedID: map[string]int32{}, seed: maphash.MakeSeed(), source: data}
 	var err error
 	if t.nfc, err = parseNormalizer(j.Normalizer); err != nil {
 		return nil, bad("normalizer", "%v", err)
@@ -316,4 +316,16 @@ func parsePreTokenizer(raw json.RawMessage) (preTok, error) {
 		return 0, fmt.Errorf("pretokenizers[1]: %w", err)
 	}
 	return preQwen, nil
+}
+
+// Save writes the tokenizer.json t was parsed from into dir (created if needed), so that
+// Load(dir) returns an equal tokenizer.
+func (t *BPE) Save(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("tokenizer: save: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), t.source, 0o644); err != nil {
+		return fmt.Errorf("tokenizer: save: %w", err)
+	}
+	return nil
 }

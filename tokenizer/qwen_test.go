@@ -384,3 +384,21 @@ func TestBPESmallMatchesHeap(t *testing.T) {
 	}
 	t.Logf("%d words", len(words))
 }
+
+// TestQwenSaveLoad: Save writes a tokenizer.json that Load reads back to the same ids.
+func TestQwenSaveLoad(t *testing.T) {
+	tk := qwen(t)
+	dir := t.TempDir()
+	if err := tk.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range corpus(t) {
+		if a, b := tk.Encode(s), back.Encode(s); !slices.Equal(a, b) {
+			t.Fatalf("text %d: %v after Save and Load, %v before", i, b, a)
+		}
+	}
+}

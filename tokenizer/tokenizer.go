@@ -19,6 +19,8 @@ type Tokenizer interface {
 	TokenID(special string) (int32, bool)
 	// EOS returns the ids that end a generation (<|im_end|>, <|endoftext|>).
 	EOS() []int32
+	// Save writes the files Load needs into a model directory.
+	Save(dir string) error
 }
 
 // byteSource is implemented by tokenizers that can give each token's raw bytes, which the
