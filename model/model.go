@@ -416,6 +416,14 @@ func (m *Model) NewAdamW() (*AdamW, error) {
 	return o, nil
 }
 
+// Reset zeroes the moments and the step count on backend b, as a fresh NewAdamW; the master
+// weights are kept.
+func (o *AdamW) Reset(b engine.Backend) {
+	b.Zero(o.M)
+	b.Zero(o.V)
+	o.Step = 0
+}
+
 // Close frees the optimizer state.
 func (o *AdamW) Close() error { return o.arena.Close() }
 

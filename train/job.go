@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"path/filepath"
 	"time"
 
@@ -149,11 +150,16 @@ func loadTasks(cfg config.Config, tok tokenizer.Tokenizer) (train, eval []Task, 
 		if err != nil {
 			return nil, nil, fmt.Errorf("data.toy.kinds: %w", err)
 		}
+		direct, err := data.ParseDirect(d.Toy.Direct)
+		if err != nil {
+			return nil, nil, fmt.Errorf("data.toy.direct: %w", err)
+		}
+		teacher := rand.New(rand.NewPCG(d.Toy.Seed, 0x74656163))
 		for _, p := range data.Problems(d.Toy.Seed, d.Toy.Train, kinds) {
-			train = append(train, toyTask(p, tok))
+			train = append(train, toyTask(p, tok, teacher.Float64() < direct[p.Kind]))
 		}
 		for _, p := range data.HeldOut(d.Toy.Seed, d.Toy.Eval, kinds) {
-			eval = append(eval, toyTask(p, tok))
+			eval = append(eval, toyTask(p, tok, false))
 		}
 		return train, eval, nil
 	}
@@ -186,13 +192,18 @@ func subject(path string) string {
 }
 
 // toyTask tokenizes a toy problem and, for the basic kinds only, its demonstration (tool text
-// with role tool): the composed kinds are left for RL to find.
-func toyTask(p data.Problem, tok tokenizer.Tokenizer) Task {
+// with role tool): the interpreter protocol, or with direct the answer alone. The composed
+// kinds are left for RL to find.
+func toyTask(p data.Problem, tok tokenizer.Tokenizer, direct bool) Task {
 	t := Task{Problem: p.Prompt, Prompt: tok.EncodePlain(data.Format(p.Prompt)), Answer: p.Answer, Kind: string(p.Kind)}
 	if !p.Kind.Basic() {
 		return t
 	}
-	for _, s := range p.Segments() {
+	segs := p.Segments()
+	if direct {
+		segs = p.DirectSegments()
+	}
+	for _, s := range segs {
 		ids := tok.EncodePlain(s.Text)
 		role := rollout.RolePolicy
 		if s.Tool {

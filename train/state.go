@@ -18,12 +18,14 @@ type state struct {
 	Cursor   data.Cursor // position in the training-task order
 	SFTDone  bool
 	NumElems int
+	// BeforeRL is the held-out accuracy measured between warm-up and RL, when it was.
+	BeforeRL *float64
 }
 
 const stateVersion = 1
 
-// Save writes a checkpoint of the current step under root (weights in HF layout and the
-// trainer state, zstd-compressed), atomically, keeping the newest keep checkpoints.
+// Save writes a checkpoint of the current step under root (weights in HF layout, the
+// tokenizer, and the trainer state, zstd-compressed), atomically, keeping the newest keep checkpoints.
 func (t *Trainer) Save(root string, keep int) (string, error) {
 	tmp, err := ckpt.Begin(root, t.Step)
 	if err != nil {
@@ -32,8 +34,13 @@ func (t *Trainer) Save(root string, keep int) (string, error) {
 	if err := t.Model.Save(tmp); err != nil {
 		return "", err
 	}
+	if t.Tok != nil {
+		if err := t.Tok.Save(tmp); err != nil {
+			return "", err
+		}
+	}
 	st := state{Version: stateVersion, Step: t.Step, OptStep: t.Opt.Step, Cursor: t.sampler().Cursor(),
-		SFTDone: t.SFTDone, NumElems: t.Opt.M.Len()}
+		SFTDone: t.SFTDone, NumElems: t.Opt.M.Len(), BeforeRL: t.BeforeRL}
 	var ts []ckpt.Tensor
 	for _, x := range []struct {
 		name string
@@ -93,6 +100,6 @@ func (t *Trainer) Resume(root string) (string, error) {
 	if err := t.sampler().Seek(st.Cursor); err != nil {
 		return "", fmt.Errorf("%s: %w", dir, err)
 	}
-	t.Step, t.Opt.Step, t.SFTDone = st.Step, st.OptStep, st.SFTDone
+	t.Step, t.Opt.Step, t.SFTDone, t.BeforeRL = st.Step, st.OptStep, st.SFTDone, st.BeforeRL
 	return dir, t.Model.B.Sync()
 }

@@ -52,15 +52,18 @@ type Trainer struct {
 	// step, a copy of the policy as RL starts.
 	Ref *model.Model
 
-	Step    int           // RL steps done
-	SFTDone bool          // the warm-up has run
-	prompts *data.Sampler // training-task order, made on first use
-	budget  rl.Budget
-	lr      rl.LR
-	ppo     rl.PPO
-	est     rl.Estimator
-	agg     rl.Agg
-	kl      rl.KLType
+	Step    int  // RL steps done
+	SFTDone bool // the warm-up has run
+	// BeforeRL is the held-out accuracy the caller measured before the first RL step (nil:
+	// not measured); checkpoints keep it.
+	BeforeRL *float64
+	prompts  *data.Sampler // training-task order, made on first use
+	budget   rl.Budget
+	lr       rl.LR
+	ppo      rl.PPO
+	est      rl.Estimator
+	agg      rl.Agg
+	kl       rl.KLType
 }
 
 // NewTrainer checks cfg's RL settings and prepares the schedules. The model, decoder,
@@ -172,10 +175,10 @@ func (t *Trainer) pass(m *model.Model, seqs []seq, backward bool, fn func(i int,
 
 // SFT runs the supervised warm-up: token-mean cross-entropy over the policy tokens (and the
 // final EOS) of the tasks' demonstrations, tool tokens masked, SFT.Steps steps of
-// SFT.BatchSize examples at the constant rate SFT.LR. progress, when set, is called after each
-// step with the step and its loss.
+// SFT.BatchSize examples at the rate of Config.SFTLR, then resets the optimizer's moments for
+// RL. progress, when set, is called after each step with the step and its loss.
 func (t *Trainer) SFT(progress func(step int, loss float64)) error {
-	c := t.Cfg.SFT
+	c, lr := t.Cfg.SFT, t.Cfg.SFTLR()
 	rng := rand.New(rand.NewPCG(t.Cfg.Run.Seed, 0x736674))
 	var demos []int
 	for i, task := range t.Train {
@@ -213,13 +216,17 @@ func (t *Trainer) SFT(progress func(step int, loss float64)) error {
 		if err != nil {
 			return err
 		}
-		if _, err := t.Model.Update(t.Opt, t.optimStep(c.LR)); err != nil {
+		if _, err := t.Model.Update(t.Opt, t.optimStep(lr.At(step))); err != nil {
 			return err
 		}
 		if progress != nil {
 			progress(step+1, loss/float64(total))
 		}
 	}
+	// RL starts with fresh moments: at the end of the warm-up the second moments are tiny, and
+	// they would turn RL's first, larger gradients into steps of several times the learning
+	// rate (measured: one RL step at 2e-4 took held-out accuracy from 0.62 to 0.55).
+	t.Opt.Reset(t.Model.B)
 	t.SFTDone = true
 	return nil
 }

@@ -120,15 +120,21 @@ func TestResumeBitIdentical(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	before := 0.25
+	b.BeforeRL = &before
 	if _, err := b.Save(root, 2); err != nil {
 		t.Fatal(err)
 	}
 	c := tinyTrainer(t, 5)
-	if _, err := c.Resume(root); err != nil {
+	dir, err := c.Resume(root)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Step != k {
-		t.Fatalf("resumed at step %d, want %d", c.Step, k)
+	if _, err := tokenizer.Load(dir); err != nil {
+		t.Errorf("checkpoint without its tokenizer: %v", err)
+	}
+	if c.Step != k || c.BeforeRL == nil || *c.BeforeRL != before {
+		t.Fatalf("resumed at step %d with accuracy before RL %v, want %d and %v", c.Step, c.BeforeRL, k, before)
 	}
 	for i := 0; i < k; i++ {
 		if _, err := c.RLStep(ctx); err != nil {

@@ -109,11 +109,12 @@ func cmdTrain(e *env, args []string) error {
 			return err
 		}
 	}
-	before := 0.0
 	if len(job.Eval) > 0 && job.Step == 0 {
-		if before, err = evaluate("before_rl", evalCalls); err != nil {
+		before, err := evaluate("before_rl", evalCalls)
+		if err != nil {
 			return err
 		}
+		job.BeforeRL = &before
 	}
 
 	mw, err := metrics.Create(filepath.Join(out, "metrics.jsonl"), job.Step)
@@ -166,7 +167,10 @@ func cmdTrain(e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		res["acc_before_rl"], res["heldout_acc_tools"], res["heldout_acc_no_tools"] = before, tools, noTools
+		res["heldout_acc_tools"], res["heldout_acc_no_tools"] = tools, noTools
+		if job.BeforeRL != nil {
+			res["acc_before_rl"] = *job.BeforeRL
+		}
 	}
 	if recs, err := metrics.ReadFile(filepath.Join(out, "metrics.jsonl")); err == nil && len(recs) > 0 {
 		if err := plotFile(filepath.Join(out, "curves.png"), recs); err != nil {

@@ -59,13 +59,19 @@ type Toy struct {
 	Eval    int      `yaml:"eval"`  // held-out problems
 	Kinds   []string `yaml:"kinds"` // problem kinds; empty: all
 	Seed    uint64   `yaml:"seed"`  // generator seed
+	// Direct is the warm-up teacher, "kind:share,...": the share of each kind's
+	// demonstrations that state the answer without calling the interpreter (others: 0).
+	Direct string `yaml:"direct"`
 }
 
 // SFT is the supervised warm-up on demonstrations before RL (0 steps: none).
 type SFT struct {
-	Steps     int     `yaml:"steps"`
-	LR        float64 `yaml:"lr"`
-	BatchSize int     `yaml:"batch_size"`
+	Steps       int     `yaml:"steps"`
+	LR          float64 `yaml:"lr"`
+	BatchSize   int     `yaml:"batch_size"`
+	Schedule    string  `yaml:"schedule"` // constant, cosine, linear
+	WarmupSteps int     `yaml:"warmup_steps"`
+	MinLRRatio  float64 `yaml:"min_lr_ratio"`
 }
 
 // Rollout holds the sampling settings.
@@ -144,7 +150,7 @@ type Reward struct {
 func Default() Config {
 	return Config{
 		Data: Data{Template: "cir", Shuffle: true, Toy: Toy{Train: 2000, Eval: 200, Seed: 1}},
-		SFT:  SFT{LR: 1e-3, BatchSize: 32},
+		SFT:  SFT{LR: 1e-3, BatchSize: 32, Schedule: string(rl.LRConstant)},
 		Rollout: Rollout{N: 16, PromptsPerStep: 128, Temperature: 1, TopP: 1, MaxPrompt: 1024,
 			MaxResponse: 4096, MaxCalls: rl.DefaultBudget.String(), SandboxTimeout: 5},
 		RL: RL{Estimator: string(rl.ReinforcePPBaseline), ClipLow: 0.2, ClipHigh: 0.28, DualClipC: 3,
@@ -449,6 +455,12 @@ func (c *Config) LR() rl.LR {
 		Total: c.Run.Steps, MinRatio: c.Optim.MinLRRatio}
 }
 
+// SFTLR returns the learning-rate schedule of the warm-up over sft.steps.
+func (c *Config) SFTLR() rl.LR {
+	return rl.LR{Kind: rl.LRKind(c.SFT.Schedule), Base: c.SFT.LR, Warmup: c.SFT.WarmupSteps,
+		Total: c.SFT.Steps, MinRatio: c.SFT.MinLRRatio}
+}
+
 // Validate checks every value against its domain; the error names the key.
 func (c *Config) Validate() error {
 	var errs []error
@@ -486,6 +498,9 @@ func (c *Config) Validate() error {
 	if c.SFT.Steps > 0 {
 		pos("sft.batch_size", c.SFT.BatchSize)
 		nonneg("sft.lr", c.SFT.LR)
+		if err := c.SFTLR().Validate(); err != nil {
+			bad("sft.schedule", "%v", err)
+		}
 	}
 	r := c.Rollout
 	pos("rollout.n", r.N)

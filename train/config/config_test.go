@@ -170,6 +170,8 @@ func TestFileErrors(t *testing.T) {
 		{"bad budget", "data: {toy: {enabled: true}}\nrollout: {max_calls: '5:1'}\n", "rollout.max_calls", false},
 		{"bad agg", "data: {toy: {enabled: true}}\nrl: {loss_agg: sum}\n", "rl.loss_agg", false},
 		{"micro tokens", "data: {toy: {enabled: true}}\noptim: {micro_tokens: 100}\n", "optim.micro_tokens", false},
+		{"sft schedule", "data: {toy: {enabled: true}}\nsft: {steps: 10, schedule: step}\n", "sft.schedule", false},
+		{"sft warm-up", "data: {toy: {enabled: true}}\nsft: {steps: 10, schedule: cosine, warmup_steps: 10}\n", "sft.schedule", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,16 +5,15 @@ import (
 	"hash/fnv"
 	"math/big"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 )
 
-// ToyInstruction is the compact instruction of the toy task (Format); the long CIR
-// instruction would dwarf the problems for a byte-level model.
-const ToyInstruction = "Solve with python; answer in \\boxed{}."
-
-// Format is the toy task's prompt for a problem: the instruction, a newline, the problem, a
-// newline. The assistant text (Problem.Demo) follows it directly; no chat template.
-func Format(problem string) string { return ToyInstruction + "\n" + problem + "\n" }
+// Format is the toy task's prompt for a problem: the problem and a newline, no instruction
+// (for a byte-level model of a million parameters an instruction is a prefix to attend past:
+// measured, it delays learning to copy the operands). The assistant text (Problem.Demo)
+// follows directly; no chat template.
+func Format(problem string) string { return problem + "\n" }
 
 // Kind names a toy problem generator.
 type Kind string
@@ -22,9 +21,9 @@ type Kind string
 // The toy kinds. The basic kinds are what the warm-up demonstrates; each composed kind puts a
 // product where a basic kind has a number, which the warm-up never shows.
 const (
-	Mul       Kind = "mul"        // Compute 4821*9127.            print(4821*9127)
-	PowMod    Kind = "powmod"     // Compute 7^123 mod 1000.       print(pow(7,123,1000))
-	DigitSum  Kind = "digsum"     // Digit sum of 98765432123.     print(sum(map(int,str(98765432123))))
+	Mul       Kind = "mul"        // Compute 482*913.              print(482*913)
+	PowMod    Kind = "powmod"     // Compute 47^123 mod 456.       print(pow(47,123,456))
+	DigitSum  Kind = "digsum"     // Digit sum of 47^123.          print(sum(map(int,str(pow(47,123)))))
 	Mul3      Kind = "mul3"       // Compute 482*913*127.          print(482*913*127)
 	MulDigSum Kind = "mul_digsum" // Digit sum of 4821*9127.       print(sum(map(int,str(4821*9127))))
 	MulPowMod Kind = "mul_powmod" // Compute (48*91)^123 mod 1000. print(pow((48*91),123,1000))
@@ -83,6 +82,9 @@ type Problem struct {
 	Kind   Kind
 	Calls  []Call // the canonical solution: one call
 	Chain  []Call // for composed kinds, a two-call solution (product first); nil otherwise
+	// Guess is what a teacher writes without computing: the product rounded to two
+	// significant digits, half the modulus, 4.5 per digit of the power (basic kinds only).
+	Guess string
 }
 
 // Demo is the assistant text of the canonical solution in the interpreter protocol, tool
@@ -168,6 +170,16 @@ func digits(r *rand.Rand, d int) *big.Int {
 
 func between(r *rand.Rand, lo, hi int) int { return lo + r.IntN(hi-lo+1) }
 
+// twoDigits rounds the decimal integer s to two significant digits ("440066" → "440000").
+func twoDigits(s string) string {
+	if len(s) <= 2 {
+		return s
+	}
+	x, _ := strconv.Atoi(s[:3])
+	x = (x + 5) / 10
+	return strconv.Itoa(x) + strings.Repeat("0", len(s)-2)
+}
+
 func digitSum(x *big.Int) *big.Int {
 	s := 0
 	for _, c := range x.String() {
@@ -187,17 +199,21 @@ func Generate(r *rand.Rand, k Kind) Problem {
 	}
 	switch k {
 	case Mul:
-		a, b := digits(r, between(r, 2, 3)), digits(r, between(r, 2, 3))
+		a, b := digits(r, 3), digits(r, 3)
 		p.Prompt = fmt.Sprintf("Compute %v*%v.", a, b)
 		one(fmt.Sprintf("print(%v*%v)", a, b), new(big.Int).Mul(a, b))
+		p.Guess = twoDigits(p.Answer)
 	case PowMod:
-		b, e, m := big.NewInt(int64(between(r, 2, 99))), big.NewInt(int64(between(r, 10, 999))), big.NewInt(int64(between(r, 10, 999)))
+		b, e, m := digits(r, 2), digits(r, 3), digits(r, 3)
 		p.Prompt = fmt.Sprintf("Compute %v^%v mod %v.", b, e, m)
 		one(fmt.Sprintf("print(pow(%v,%v,%v))", b, e, m), new(big.Int).Exp(b, e, m))
+		p.Guess = new(big.Int).Rsh(m, 1).String()
 	case DigitSum:
-		x := digits(r, between(r, 6, 9))
-		p.Prompt = fmt.Sprintf("Digit sum of %v.", x)
-		one(fmt.Sprintf("print(sum(map(int,str(%v))))", x), digitSum(x))
+		b, e := digits(r, 2), big.NewInt(int64(between(r, 100, 199)))
+		p.Prompt = fmt.Sprintf("Digit sum of %v^%v.", b, e)
+		x := new(big.Int).Exp(b, e, nil)
+		one(fmt.Sprintf("print(sum(map(int,str(pow(%v,%v)))))", b, e), digitSum(x))
+		p.Guess = fmt.Sprint(len(x.String()) * 9 / 2)
 	case Mul3:
 		a, b, c := digits(r, 2), digits(r, 2), digits(r, 2)
 		p.Prompt = fmt.Sprintf("Compute %v*%v*%v.", a, b, c)
@@ -221,6 +237,37 @@ func Generate(r *rand.Rand, k Kind) Problem {
 		panic(fmt.Sprintf("data: unknown toy kind %q", k))
 	}
 	return p
+}
+
+// DirectSegments is the demonstration of a teacher that answers without calling the
+// interpreter: "\\boxed{GUESS}", its estimate (Guess).
+func (p Problem) DirectSegments() []Segment { return DemoSegments(nil, p.Guess) }
+
+// ParseDirect parses a teacher specification "kind:share,kind:share": for each kind the share
+// of warm-up demonstrations that state the answer without calling the interpreter (kinds not
+// named: 0). An empty spec is no kind. It returns an error naming an unknown kind, a share
+// outside [0, 1] or a malformed pair.
+func ParseDirect(spec string) (map[Kind]float64, error) {
+	out := map[Kind]float64{}
+	if strings.TrimSpace(spec) == "" {
+		return out, nil
+	}
+	for _, pair := range strings.Split(spec, ",") {
+		name, share, ok := strings.Cut(strings.TrimSpace(pair), ":")
+		if !ok {
+			return nil, fmt.Errorf("data: %q is not kind:share", pair)
+		}
+		kinds, err := ParseKinds([]string{strings.TrimSpace(name)})
+		if err != nil {
+			return nil, err
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(share), 64)
+		if err != nil || !(v >= 0 && v <= 1) {
+			return nil, fmt.Errorf("data: share %q of kind %s is not a number in [0, 1]", share, name)
+		}
+		out[kinds[0]] = v
+	}
+	return out, nil
 }
 
 // Examples converts problems to dataset examples (Problem and Answer).

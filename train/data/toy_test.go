@@ -143,3 +143,46 @@ func TestToyDemosMatchPython(t *testing.T) {
 		}
 	}
 }
+
+func TestParseDirect(t *testing.T) {
+	tests := []struct {
+		spec string
+		want map[Kind]float64
+		err  string
+	}{
+		{"", map[Kind]float64{}, ""},
+		{"mul:0.7", map[Kind]float64{Mul: 0.7}, ""},
+		{" mul : 1 , digsum:0", map[Kind]float64{Mul: 1, DigitSum: 0}, ""},
+		{"mul", nil, `"mul" is not kind:share`},
+		{"sqrt:0.5", nil, `"sqrt"`},
+		{"mul:1.5", nil, `share "1.5" of kind mul`},
+		{"mul:NaN", nil, `share "NaN"`},
+		{"mul:x", nil, `share "x"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.spec, func(t *testing.T) {
+			got, err := ParseDirect(tc.spec)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("ParseDirect(%q) = %v, %v, want %v", tc.spec, got, err, tc.want)
+			}
+		})
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	for _, k := range Basic {
+		p := Generate(r, k)
+		if d := p.DirectSegments(); len(d) != 1 || d[0].Tool || d[0].Text != `\boxed{`+p.Guess+`}` || p.Guess == "" {
+			t.Errorf("%s: direct demonstration %v, guess %q", p.Prompt, d, p.Guess)
+		}
+	}
+	for in, want := range map[string]string{"7": "7", "44": "44", "440066": "440000", "445000": "450000", "995000": "1000000", "104": "100"} {
+		if got := twoDigits(in); got != want {
+			t.Errorf("twoDigits(%s) = %s, want %s", in, got, want)
+		}
+	}
+}

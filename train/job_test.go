@@ -1,0 +1,89 @@
+package train
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"cir/engine"
+	"cir/tokenizer"
+	"cir/train/config"
+	"cir/train/rollout"
+)
+
+// TestToyTeacher: data.toy.direct turns the given share of a kind's warm-up demonstrations into
+// a bare boxed answer, leaves the other kinds' in the interpreter protocol, and never touches
+// the held-out split; a bad spec is an error naming the key.
+func TestToyTeacher(t *testing.T) {
+	cfg := config.Default()
+	if err := cfg.Apply([]string{"data.toy.enabled=true", "data.toy.train=600", "data.toy.eval=30",
+		"data.toy.kinds=[mul,powmod,digsum]", "data.toy.direct=mul:1,powmod:0.5"}); err != nil {
+		t.Fatal(err)
+	}
+	tok := tokenizer.NewByte()
+	tr, ev, err := loadTasks(cfg, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct := map[string]int{}
+	count := map[string]int{}
+	for _, task := range tr {
+		demo := tok.Decode(task.DemoIDs)
+		count[task.Kind]++
+		switch {
+		case strings.HasPrefix(demo, `\boxed{`):
+			direct[task.Kind]++
+		case !strings.HasPrefix(demo, "```python\n") || !strings.HasSuffix(demo, `\boxed{`+task.Answer+`}`):
+			t.Fatalf("%s: demonstration %q is neither form", task.Problem, demo)
+		}
+	}
+	if direct["mul"] != count["mul"] || direct["digsum"] != 0 {
+		t.Errorf("direct demonstrations %v of %v: want all mul and no digsum", direct, count)
+	}
+	if share := float64(direct["powmod"]) / float64(count["powmod"]); share < 0.4 || share > 0.6 {
+		t.Errorf("powmod direct share %.2f, want 0.5 ± 0.1", share)
+	}
+	for _, task := range ev {
+		if !strings.HasPrefix(tok.Decode(task.DemoIDs), "```python\n") {
+			t.Fatalf("held-out %s has a direct demonstration", task.Problem)
+		}
+	}
+	if err := cfg.Apply([]string{"data.toy.direct=mul:2"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := loadTasks(cfg, tok); err == nil || !strings.Contains(err.Error(), "data.toy.direct") {
+		t.Errorf("bad teacher: err = %v, want one naming data.toy.direct", err)
+	}
+}
+
+// TestSFTLowersLossAndResetsOptimizer: the warm-up fits a fixed demonstration (its loss falls
+// below a tenth of the first step's), and leaves the optimizer as a fresh one for RL.
+func TestSFTLowersLossAndResetsOptimizer(t *testing.T) {
+	tr := tinyTrainer(t, 3, "sft.steps=60", "sft.lr=1e-2", "sft.batch_size=4", "sft.schedule=cosine", "sft.warmup_steps=5")
+	for i := range tr.Train {
+		tr.Train[i].DemoIDs = tr.Tok.EncodePlain("ok " + tr.Train[i].Answer)
+		tr.Train[i].DemoRoles = make([]rollout.Role, len(tr.Train[i].DemoIDs))
+		for j := range tr.Train[i].DemoRoles {
+			tr.Train[i].DemoRoles[j] = rollout.RolePolicy
+		}
+	}
+	var first, last float64
+	if err := tr.SFT(func(step int, loss float64) {
+		if step == 1 {
+			first = loss
+		}
+		last = loss
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !(last < first/10) {
+		t.Errorf("warm-up loss %.4f → %.4f, want a tenfold fall", first, last)
+	}
+	m := make([]float32, tr.Opt.M.Len())
+	v := make([]float32, tr.Opt.V.Len())
+	tr.Model.B.Download(engine.HostF32(m, len(m)), tr.Opt.M)
+	tr.Model.B.Download(engine.HostF32(v, len(v)), tr.Opt.V)
+	if tr.Opt.Step != 0 || slices.ContainsFunc(m, func(x float32) bool { return x != 0 }) || slices.ContainsFunc(v, func(x float32) bool { return x != 0 }) {
+		t.Errorf("after the warm-up: optimizer step %d, moments not all zero", tr.Opt.Step)
+	}
+}
