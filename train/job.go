@@ -155,10 +155,17 @@ func loadTasks(cfg config.Config, tok tokenizer.Tokenizer) (train, eval []Task, 
 			return nil, nil, fmt.Errorf("data.toy.direct: %w", err)
 		}
 		teacher := rand.New(rand.NewPCG(d.Toy.Seed, 0x74656163))
-		for _, p := range data.Problems(d.Toy.Seed, d.Toy.Train, kinds) {
+		ps, err := data.Problems(d.Toy.Seed, d.Toy.Train, kinds)
+		if err != nil {
+			return nil, nil, fmt.Errorf("data.toy.train: %w", err)
+		}
+		for _, p := range ps {
 			train = append(train, toyTask(p, tok, teacher.Float64() < direct[p.Kind]))
 		}
-		for _, p := range data.HeldOut(d.Toy.Seed, d.Toy.Eval, kinds) {
+		if ps, err = data.HeldOut(d.Toy.Seed, d.Toy.Eval, kinds); err != nil {
+			return nil, nil, fmt.Errorf("data.toy.eval: %w", err)
+		}
+		for _, p := range ps {
 			eval = append(eval, toyTask(p, tok, false))
 		}
 		return train, eval, nil

@@ -7,7 +7,7 @@
 //
 //   - Answers need exact computation that a tiny model cannot do in its head (products of two
 //     three-digit numbers, modular powers with exponents in the hundreds, digit sums of powers
-//     with exponents 100–199), so accuracy without tools stays near zero and tools make the
+//     with three-digit exponents), so accuracy without tools stays near zero and tools make the
 //     difference.
 //   - Every problem is one short line and its solution one call whose code is the problem
 //     rewritten as a Python expression ("Compute 482*913." → print(482*913)), and every

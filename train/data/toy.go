@@ -129,13 +129,23 @@ func heldOut(prompt string) bool {
 }
 
 // Problems returns n distinct training problems (never in the held-out split), cycling
-// through kinds (AllKinds when empty), determined by seed. It panics on an unknown kind.
-func Problems(seed uint64, n int, kinds []Kind) []Problem { return generate(seed, n, kinds, false) }
+// through kinds (AllKinds when empty), determined by seed. It returns an error when a kind has
+// too few distinct problems for n, and panics on an unknown kind.
+func Problems(seed uint64, n int, kinds []Kind) ([]Problem, error) {
+	return generate(seed, n, kinds, false)
+}
 
-// HeldOut returns n distinct held-out problems, disjoint from every Problems set.
-func HeldOut(seed uint64, n int, kinds []Kind) []Problem { return generate(seed, n, kinds, true) }
+// HeldOut returns n distinct held-out problems, disjoint from every Problems set; errors as
+// Problems.
+func HeldOut(seed uint64, n int, kinds []Kind) ([]Problem, error) {
+	return generate(seed, n, kinds, true)
+}
 
-func generate(seed uint64, n int, kinds []Kind, eval bool) []Problem {
+// maxMisses is how many draws in a row may repeat a problem (or fall in the other split)
+// before generate decides the kind is exhausted.
+const maxMisses = 1000
+
+func generate(seed uint64, n int, kinds []Kind, eval bool) ([]Problem, error) {
 	if len(kinds) == 0 {
 		kinds = AllKinds
 	}
@@ -146,15 +156,20 @@ func generate(seed uint64, n int, kinds []Kind, eval bool) []Problem {
 	r := rand.New(rand.NewPCG(seed, salt))
 	seen := map[string]bool{}
 	out := make([]Problem, 0, n)
-	for len(out) < n {
-		p := Generate(r, kinds[len(out)%len(kinds)])
+	for misses := 0; len(out) < n; {
+		k := kinds[len(out)%len(kinds)]
+		p := Generate(r, k)
 		if heldOut(p.Prompt) != eval || seen[p.Prompt] {
+			if misses++; misses > maxMisses {
+				return nil, fmt.Errorf("data: toy kind %s has too few distinct problems for %d (found %d of every kind)", k, n, len(out)/len(kinds))
+			}
 			continue
 		}
+		misses = 0
 		seen[p.Prompt] = true
 		out = append(out, p)
 	}
-	return out
+	return out, nil
 }
 
 // digits returns a random number of d digits (no leading zero).
@@ -209,7 +224,7 @@ func Generate(r *rand.Rand, k Kind) Problem {
 		one(fmt.Sprintf("print(pow(%v,%v,%v))", b, e, m), new(big.Int).Exp(b, e, m))
 		p.Guess = new(big.Int).Rsh(m, 1).String()
 	case DigitSum:
-		b, e := digits(r, 2), big.NewInt(int64(between(r, 100, 199)))
+		b, e := digits(r, 2), digits(r, 3)
 		p.Prompt = fmt.Sprintf("Digit sum of %v^%v.", b, e)
 		x := new(big.Int).Exp(b, e, nil)
 		one(fmt.Sprintf("print(sum(map(int,str(pow(%v,%v)))))", b, e), digitSum(x))

@@ -13,10 +13,7 @@ import (
 
 func TestToyProblems(t *testing.T) {
 	const n = 120
-	train := Problems(3, n, nil)
-	again := Problems(3, n, nil)
-	other := Problems(4, n, nil)
-	held := HeldOut(3, n, nil)
+	train, again, other, held := must(Problems(3, n, nil)), must(Problems(3, n, nil)), must(Problems(4, n, nil)), must(HeldOut(3, n, nil))
 	if len(train) != n || len(held) != n {
 		t.Fatalf("%d train and %d held-out problems, want %d", len(train), len(held), n)
 	}
@@ -63,7 +60,7 @@ func TestToyProblems(t *testing.T) {
 		}
 	}
 	// Kinds restrict the set.
-	for _, p := range Problems(1, 10, Basic) {
+	for _, p := range must(Problems(1, 10, Basic)) {
 		if p.Kind != Mul && p.Kind != PowMod && p.Kind != DigitSum || !p.Kind.Basic() {
 			t.Errorf("basic set has kind %s", p.Kind)
 		}
@@ -71,7 +68,7 @@ func TestToyProblems(t *testing.T) {
 			t.Errorf("basic kind %s has a two-call chain", p.Kind)
 		}
 	}
-	for _, p := range Problems(1, 9, Composed) {
+	for _, p := range must(Problems(1, 9, Composed)) {
 		if p.Kind.Basic() {
 			t.Errorf("composed kind %s reports Basic", p.Kind)
 		}
@@ -121,7 +118,7 @@ func TestToyDemosMatchPython(t *testing.T) {
 		t.Skip("no", py)
 	}
 	var calls []Call
-	for _, p := range append(Problems(9, 60, nil), HeldOut(9, 30, nil)...) {
+	for _, p := range append(must(Problems(9, 60, nil)), must(HeldOut(9, 30, nil))...) {
 		calls = append(calls, p.Calls...)
 		calls = append(calls, p.Chain...)
 	}
@@ -184,5 +181,21 @@ func TestParseDirect(t *testing.T) {
 		if got := twoDigits(in); got != want {
 			t.Errorf("twoDigits(%s) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+func must(ps []Problem, err error) []Problem {
+	if err != nil {
+		panic(err)
+	}
+	return ps
+}
+
+// TestToyExhausted: asking for more distinct problems than a kind has is an error naming the
+// kind, not an endless loop (digit sums: 90 bases × 900 exponents, one in eight held out).
+func TestToyExhausted(t *testing.T) {
+	_, err := HeldOut(1, 30000, []Kind{DigitSum})
+	if err == nil || !strings.Contains(err.Error(), "digsum") {
+		t.Fatalf("err = %v, want one naming digsum", err)
 	}
 }
