@@ -23,7 +23,7 @@
 //     without calling the interpreter — as a model that has not learnt when to call the
 //     interpreter does. The student cannot compute a six-digit product in its head, so
 //     imitating those answers fails; RL has to discover that calling the interpreter pays.
-//     The default job's teacher answers 70% of the products directly.
+//     The default job's teacher answers half of the products directly.
 //   - The composed kinds put a product where a basic kind has a number (mul3: a third factor,
 //     mul_digsum: the digit sum of a product, mul_powmod: a product as the base), which the
 //     warm-up never shows: a harder exploration problem than the default job's. Each composed
