@@ -18,8 +18,11 @@ type state struct {
 	Cursor   data.Cursor // position in the training-task order
 	SFTDone  bool
 	NumElems int
-	// BeforeRL is the held-out accuracy measured between warm-up and RL, when it was.
-	BeforeRL *float64
+	// BeforeRL is the held-out accuracy measured between warm-up and RL, when HasBeforeRL.
+	// (Not a *float64: gob flattens pointers and drops zero values, so a pointer to an
+	// accuracy of 0 would come back nil.)
+	BeforeRL    float64
+	HasBeforeRL bool
 }
 
 const stateVersion = 1
@@ -40,7 +43,10 @@ func (t *Trainer) Save(root string, keep int) (string, error) {
 		}
 	}
 	st := state{Version: stateVersion, Step: t.Step, OptStep: t.Opt.Step, Cursor: t.sampler().Cursor(),
-		SFTDone: t.SFTDone, NumElems: t.Opt.M.Len(), BeforeRL: t.BeforeRL}
+		SFTDone: t.SFTDone, NumElems: t.Opt.M.Len()}
+	if t.BeforeRL != nil {
+		st.BeforeRL, st.HasBeforeRL = *t.BeforeRL, true
+	}
 	var ts []ckpt.Tensor
 	for _, x := range []struct {
 		name string
@@ -100,6 +106,9 @@ func (t *Trainer) Resume(root string) (string, error) {
 	if err := t.sampler().Seek(st.Cursor); err != nil {
 		return "", fmt.Errorf("%s: %w", dir, err)
 	}
-	t.Step, t.Opt.Step, t.SFTDone, t.BeforeRL = st.Step, st.OptStep, st.SFTDone, st.BeforeRL
+	t.Step, t.Opt.Step, t.SFTDone, t.BeforeRL = st.Step, st.OptStep, st.SFTDone, nil
+	if st.HasBeforeRL {
+		t.BeforeRL = &st.BeforeRL
+	}
 	return dir, t.Model.B.Sync()
 }

@@ -120,7 +120,7 @@ func TestResumeBitIdentical(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := 0.25
+	before := 0.0 // zero, which gob would drop from a pointer field
 	b.BeforeRL = &before
 	if _, err := b.Save(root, 2); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -63,9 +62,8 @@ func cmdEval(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	subjects, err := readSubjects(*bench)
-	if err != nil {
-		return err
+	if len(ex) == 0 {
+		return errorf("give a JSONL file with a problem and an answer a line", "eval: %s holds no problems", *bench)
 	}
 	if *limit > 0 && *limit < len(ex) {
 		ex = ex[:*limit]
@@ -75,9 +73,7 @@ func cmdEval(e *env, args []string) error {
 		if tasks[i], err = train.FileTask(x.Problem, x.Answer, *template, tok, 0); err != nil {
 			return fmt.Errorf("%s: %w", x.Source, err)
 		}
-		if i < len(subjects) {
-			tasks[i].Kind = subjects[i]
-		}
+		tasks[i].Kind = x.Subject
 	}
 	cfg := config.Default()
 	cfg.Rollout.MaxResponse = *maxNew
@@ -117,27 +113,4 @@ func cmdEval(e *env, args []string) error {
 		res[run.name] = r
 	}
 	return json.NewEncoder(e.stdout).Encode(res)
-}
-
-// readSubjects returns each line's "subject" field of a JSONL file ("" where absent).
-func readSubjects(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<28)
-	for sc.Scan() {
-		if len(sc.Bytes()) == 0 {
-			continue
-		}
-		var rec struct {
-			Subject string `json:"subject"`
-		}
-		json.Unmarshal(sc.Bytes(), &rec)
-		out = append(out, rec.Subject)
-	}
-	return out, sc.Err()
 }

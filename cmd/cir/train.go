@@ -180,7 +180,9 @@ func cmdTrain(e *env, args []string) error {
 		}
 	}
 	js, _ := json.MarshalIndent(summary, "", "  ")
-	os.WriteFile(filepath.Join(out, "eval.json"), js, 0o644)
+	if err := os.WriteFile(filepath.Join(out, "eval.json"), js, 0o644); err != nil {
+		return err
+	}
 	res["minutes"] = time.Since(start).Minutes()
 	return json.NewEncoder(e.stdout).Encode(res)
 }

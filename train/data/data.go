@@ -29,6 +29,7 @@ type Example struct {
 	Problem  string    // the problem text (for a message list: the last user message)
 	Answer   string    // the ground truth, as written in the file
 	Messages []Message // the prompt's message list when the file gave one, else nil
+	Subject  string    // the record's "subject" field when it is a string (MATH), else ""
 	Source   string    // "file:line" or "file:row", for error messages
 }
 
@@ -143,6 +144,7 @@ func fromRecord(rec map[string]any, f Fields) (Example, error) {
 	if ex.Answer, err = scalar(av, aname); err != nil {
 		return ex, err
 	}
+	ex.Subject, _ = rec["subject"].(string)
 	return ex, nil
 }
 

@@ -25,7 +25,7 @@ func TestReadJSONL(t *testing.T) {
 
 {"question": "Area?", "solution": "\\boxed{12}", "id": 7}
 {"prompt": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "Sum 1..10?"}], "reward_model": {"ground_truth": 55}}
-{"problem": "Pi?", "answer": 3.14}
+{"problem": "Pi?", "answer": 3.14, "subject": "Geometry"}
 `
 	p := writeFile(t, "a.jsonl", text)
 	ex, err := Load(p, Fields{})
@@ -36,13 +36,14 @@ func TestReadJSONL(t *testing.T) {
 		{Problem: "What is 2+2?", Answer: "4"},
 		{Problem: "Area?", Answer: `\boxed{12}`},
 		{Problem: "Sum 1..10?", Answer: "55", Messages: []Message{{"system", "be brief"}, {"user", "Sum 1..10?"}}},
-		{Problem: "Pi?", Answer: "3.14"},
+		{Problem: "Pi?", Answer: "3.14", Subject: "Geometry"},
 	}
 	if len(ex) != len(want) {
 		t.Fatalf("%d examples, want %d", len(ex), len(want))
 	}
 	for i := range want {
-		if ex[i].Problem != want[i].Problem || ex[i].Answer != want[i].Answer || len(ex[i].Messages) != len(want[i].Messages) {
+		if ex[i].Problem != want[i].Problem || ex[i].Answer != want[i].Answer || ex[i].Subject != want[i].Subject ||
+			len(ex[i].Messages) != len(want[i].Messages) {
 			t.Errorf("example %d = %+v, want %+v", i, ex[i], want[i])
 		}
 	}
