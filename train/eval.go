@@ -3,17 +3,21 @@ package train
 import (
 	"context"
 	"sort"
+	"strconv"
 
 	"cir/engine"
 )
 
 // EvalResult summarises an evaluation of k samples per problem.
 type EvalResult struct {
-	Problems  int                `json:"problems"`
-	K         int                `json:"k"`
-	MaxCalls  int                `json:"max_calls"`
-	AvgAtK    float64            `json:"avg_at_k"`  // mean accuracy over all samples
-	PassAtK   float64            `json:"pass_at_k"` // share of problems with a correct sample
+	Problems int     `json:"problems"`
+	K        int     `json:"k"`
+	MaxCalls int     `json:"max_calls"`
+	AvgAtK   float64 `json:"avg_at_k"`  // mean accuracy over all samples
+	PassAtK  float64 `json:"pass_at_k"` // share of problems with a correct sample
+	// PassAt is the unbiased pass@j estimated from the k samples, for j = 1, 2, 4, … < k and k
+	// (keyed by j in decimal); pass@1 equals AvgAtK.
+	PassAt    map[string]float64 `json:"pass_at"`
 	MeanCalls float64            `json:"mean_calls"`
 	MeanLen   float64            `json:"mean_len"` // response tokens
 	ByKind    map[string]float64 `json:"by_kind,omitempty"`
@@ -61,12 +65,23 @@ func (t *Trainer) Evaluate(ctx context.Context, tasks []Task, k, maxCalls int, s
 		r.MeanLen += float64(len(tr.Tokens) - tr.PromptLen)
 	}
 	n := float64(len(trajs))
-	for i := range tasks {
-		r.AvgAtK += float64(correct[i]) / float64(k)
-		r.PassAtK += PassAt(k, correct[i], k)
+	r.PassAt = map[string]float64{}
+	for j := 1; ; j *= 2 {
+		j = min(j, k)
+		sum := 0.0
+		for _, c := range correct {
+			sum += PassAt(k, c, j)
+		}
+		r.PassAt[strconv.Itoa(j)] = sum / float64(len(tasks))
+		if j == k {
+			break
+		}
+	}
+	for _, c := range correct {
+		r.AvgAtK += float64(c) / float64(k)
 	}
 	r.AvgAtK /= float64(len(tasks))
-	r.PassAtK /= float64(len(tasks))
+	r.PassAtK = r.PassAt[strconv.Itoa(k)]
 	r.MeanCalls /= n
 	r.MeanLen /= n
 	kinds := make([]string, 0, len(kindN))

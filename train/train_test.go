@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/big"
+	"math/bits"
 	"testing"
 
 	"cir/engine"
@@ -170,6 +171,70 @@ func TestPassAt(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestEvaluate: avg@k, pass@j and the per-kind accuracy of Evaluate against a count over the
+// same samples (the rollout is deterministic for a seed): pass@j as the share of the j-subsets
+// of a problem's k samples that hold a correct one, enumerated.
+func TestEvaluate(t *testing.T) {
+	tr := tinyTrainer(t, 9)
+	tasks := append([]Task(nil), tr.Train...)
+	for i := range tasks {
+		tasks[i].Kind = []string{"even", "odd"}[i%2]
+	}
+	const k, seed = 5, 3
+	sp := engine.SampleParams{Temperature: 1, TopP: 1}
+	got, err := tr.Evaluate(context.Background(), tasks, k, 0, sp, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trajs, _, err := tr.rollout(context.Background(), tasks, k, 0, sp, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := make([][]bool, len(tasks))
+	var hits, kindHits [2]float64
+	for _, x := range trajs {
+		c := tr.Scorer.Score(x.Text, tasks[x.Prompt].Answer).Correct
+		ok[x.Prompt] = append(ok[x.Prompt], c)
+		if c {
+			hits[0]++
+			kindHits[x.Prompt%2]++
+		}
+	}
+	wantAvg := hits[0] / float64(len(trajs))
+	if math.Abs(got.AvgAtK-wantAvg) > 1e-12 || math.Abs(got.ByKind["even"]-kindHits[0]/(float64(len(trajs))/2)) > 1e-12 ||
+		math.Abs(got.ByKind["odd"]-kindHits[1]/(float64(len(trajs))/2)) > 1e-12 {
+		t.Errorf("avg@%d %v by kind %v, want %v (even %v, odd %v hits)", k, got.AvgAtK, got.ByKind, wantAvg, kindHits[0], kindHits[1])
+	}
+	if wantAvg == 0 || wantAvg == 1 {
+		t.Fatalf("accuracy %v: the test needs mixed outcomes", wantAvg)
+	}
+	for j, key := range map[int]string{1: "1", 2: "2", 4: "4", 5: "5"} {
+		want := 0.0
+		for _, s := range ok {
+			subsets, pass := 0, 0
+			for m := 0; m < 1<<k; m++ {
+				if bits.OnesCount(uint(m)) != j {
+					continue
+				}
+				subsets++
+				for i := 0; i < k; i++ {
+					if m>>i&1 == 1 && s[i] {
+						pass++
+						break
+					}
+				}
+			}
+			want += float64(pass) / float64(subsets) / float64(len(ok))
+		}
+		if math.Abs(got.PassAt[key]-want) > 1e-12 {
+			t.Errorf("pass@%d = %v, want %v", j, got.PassAt[key], want)
+		}
+	}
+	if len(got.PassAt) != 4 || got.PassAtK != got.PassAt["5"] {
+		t.Errorf("pass@ %v, pass@k %v", got.PassAt, got.PassAtK)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -162,6 +163,7 @@ func TestTrainEvalPlotCLI(t *testing.T) {
 		MeanCalls float64            `json:"mean_calls"`
 		MeanLen   float64            `json:"mean_len"`
 		ByKind    map[string]float64 `json:"by_kind"`
+		PassAt    map[string]float64 `json:"pass_at"`
 	}
 	var res struct {
 		Problems int     `json:"problems"`
@@ -174,6 +176,11 @@ func TestTrainEvalPlotCLI(t *testing.T) {
 	for name, r := range map[string]evalRun{"tools": res.Tools, "no_tools": res.NoTools} {
 		if r.Problems != 3 || r.K != 3 || r.PassAtK < r.AvgAtK || r.MeanLen <= 0 || len(r.ByKind) != 2 {
 			t.Errorf("eval %s: %+v", name, r)
+		}
+		// Unbiased pass@1 is the mean accuracy; pass@2 lies between it and pass@3.
+		if p1, p2, p3 := r.PassAt["1"], r.PassAt["2"], r.PassAt["3"]; len(r.PassAt) != 3 || math.Abs(p1-r.AvgAtK) > 1e-12 ||
+			p3 != r.PassAtK || p2 < p1 || p2 > p3 {
+			t.Errorf("eval %s: pass@ %v, avg@3 %v, pass@3 %v", name, r.PassAt, r.AvgAtK, r.PassAtK)
 		}
 		if _, ok := r.ByKind["powmod"]; !ok {
 			t.Errorf("eval %s: no per-subject accuracy for powmod: %v", name, r.ByKind)
