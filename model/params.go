@@ -31,92 +31,60 @@ type Named struct {
 	Tensor engine.Tensor
 }
 
-// paramShapes lists the packed parameters of cfg in storage order with their shapes.
-func paramShapes(cfg Config) (names []string, shapes [][]int) {
+// layoutParams assigns cfg's packed parameters in storage order, each from next(shape).
+func layoutParams(cfg Config, next func(shape ...int) engine.Tensor) Params {
 	C, D := cfg.HiddenSize, cfg.HeadDim
 	qkv := (cfg.NumHeads + 2*cfg.NumKVHeads) * D
-	add := func(n string, s ...int) { names = append(names, n); shapes = append(shapes, s) }
-	add("model.embed_tokens.weight", cfg.VocabSize, C)
-	for l := 0; l < cfg.NumLayers; l++ {
-		p := fmt.Sprintf("model.layers.%d.", l)
-		add(p+"input_layernorm.weight", C)
-		add(p+"self_attn.qkv.weight", qkv, C)
+	p := Params{Layers: make([]Layer, cfg.NumLayers)}
+	p.Embed = next(cfg.VocabSize, C)
+	for l := range p.Layers {
+		L := &p.Layers[l]
+		L.LN1 = next(C)
+		L.QKVW = next(qkv, C)
 		if cfg.QKVBias {
-			add(p+"self_attn.qkv.bias", qkv)
+			L.QKVB = next(qkv)
 		}
-		add(p+"self_attn.o_proj.weight", C, cfg.NumHeads*D)
-		add(p+"post_attention_layernorm.weight", C)
-		add(p+"mlp.gate_up.weight", 2*cfg.IntermediateSize, C)
-		add(p+"mlp.down_proj.weight", C, cfg.IntermediateSize)
+		L.OW = next(C, cfg.NumHeads*D)
+		L.LN2 = next(C)
+		L.GateUpW = next(2*cfg.IntermediateSize, C)
+		L.DownW = next(C, cfg.IntermediateSize)
 	}
-	add("model.norm.weight", C)
+	p.Norm = next(C)
+	p.LMHead = p.Embed
 	if !cfg.TieWordEmbeddings {
-		add("lm_head.weight", cfg.VocabSize, C)
+		p.LMHead = next(cfg.VocabSize, C)
 	}
-	return names, shapes
+	return p
 }
 
-// numel is the product of a shape.
-func numel(shape []int) int {
+// alignedElems is the number of elements of shape rounded up to paramAlign.
+func alignedElems(shape []int) int {
 	n := 1
 	for _, s := range shape {
 		n *= s
 	}
-	return n
+	return (n + paramAlign - 1) / paramAlign * paramAlign
 }
 
 // paramElems is the length of the flat parameter buffer of cfg, padding included.
 func paramElems(cfg Config) int {
-	_, shapes := paramShapes(cfg)
 	n := 0
-	for _, s := range shapes {
-		n += (numel(s) + paramAlign - 1) / paramAlign * paramAlign
-	}
+	layoutParams(cfg, func(shape ...int) engine.Tensor {
+		n += alignedElems(shape)
+		return engine.Tensor{}
+	})
 	return n
 }
 
 // viewParams lays cfg's parameters over the flat buffer all (paramElems(cfg) elements).
 func viewParams(cfg Config, all engine.Tensor) Params {
-	names, shapes := paramShapes(cfg)
-	p := Params{All: all, Layers: make([]Layer, cfg.NumLayers)}
 	off := 0
-	for i, n := range names {
-		t := all.Slice(off, shapes[i]...)
-		off += (numel(shapes[i]) + paramAlign - 1) / paramAlign * paramAlign
-		var l int
-		var field string
-		if _, err := fmt.Sscanf(n, "model.layers.%d.%s", &l, &field); err == nil {
-			L := &p.Layers[l]
-			switch field {
-			case "input_layernorm.weight":
-				L.LN1 = t
-			case "self_attn.qkv.weight":
-				L.QKVW = t
-			case "self_attn.qkv.bias":
-				L.QKVB = t
-			case "self_attn.o_proj.weight":
-				L.OW = t
-			case "post_attention_layernorm.weight":
-				L.LN2 = t
-			case "mlp.gate_up.weight":
-				L.GateUpW = t
-			case "mlp.down_proj.weight":
-				L.DownW = t
-			}
-			continue
-		}
-		switch n {
-		case "model.embed_tokens.weight":
-			p.Embed = t
-		case "model.norm.weight":
-			p.Norm = t
-		case "lm_head.weight":
-			p.LMHead = t
-		}
-	}
-	if cfg.TieWordEmbeddings {
-		p.LMHead = p.Embed
-	}
+	p := layoutParams(cfg, func(shape ...int) engine.Tensor {
+		t := all.Slice(off, shape...)
+		off += alignedElems(shape)
+		return t
+	})
+	p.All = all
 	return p
 }
 
