@@ -220,7 +220,10 @@ func writeTrajectory(w io.Writer, tr rollout.Trajectory) error {
 // wait for it.
 func startSandbox(ctx context.Context, cfg sandbox.Config) *lazySandbox {
 	pctx, cancel := context.WithCancel(ctx)
-	sb := &lazySandbox{ready: make(chan struct{}), cancel: cancel}
+	sb := &lazySandbox{ready: make(chan struct{}), cancel: cancel, workers: cfg.Workers}
+	if sb.workers == 0 {
+		sb.workers = sandbox.DefaultConfig().Workers
+	}
 	go func() {
 		defer close(sb.ready)
 		sb.pool, sb.err = sandbox.New(pctx, cfg)
@@ -239,12 +242,16 @@ func (l *lazySandbox) startErr() error {
 
 // lazySandbox is an Executor whose pool starts in the background; a call waits for it.
 type lazySandbox struct {
-	ready  chan struct{}
-	cancel context.CancelFunc
-	pool   *sandbox.Pool
-	exec   *rollout.Sandbox
-	err    error
+	ready   chan struct{}
+	cancel  context.CancelFunc
+	pool    *sandbox.Pool
+	exec    *rollout.Sandbox
+	err     error
+	workers int // calls the pool will run at once
 }
+
+// Concurrency returns the pool's number of workers (rollout.Concurrent).
+func (l *lazySandbox) Concurrency() int { return l.workers }
 
 func (l *lazySandbox) Exec(ctx context.Context, code string, session int) rollout.ExecResult {
 	select {

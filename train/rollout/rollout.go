@@ -112,6 +112,9 @@ func (e *Engine) Run(ctx context.Context, prompts [][]int32) (_ []Trajectory, st
 	}
 	r := &runner{e: e, c: c, ctx: ctx, st: &st, limit: limit, callTimeout: callTimeout,
 		results: make(chan result, len(seqs))}
+	if cc, ok := e.Exec.(Concurrent); ok {
+		r.concurrency = cc.Concurrency()
+	}
 	free := make([]int, 0, e.Policy.Slots())
 	for s := e.Policy.Slots() - 1; s >= 0; s-- {
 		free = append(free, s)
@@ -303,7 +306,10 @@ type runner struct {
 	limit       int
 	callTimeout time.Duration
 	results     chan result
-	inflight    int
+	inflight    int    // parked sequences: queued or with the executor
+	running     int    // calls with the executor
+	concurrency int    // calls the executor runs at once (0: no limit)
+	queue       []*seq // parked sequences waiting for the executor, oldest first
 }
 
 // room is how many more tokens s may take.
@@ -377,15 +383,25 @@ func (r *runner) sampled(s *seq, smp Sample) {
 	}
 }
 
-// park sends s's code to the executor on a goroutine.
+// park queues s's code for the executor, and dispatches it when the executor has room.
 func (r *runner) park(s *seq, code string) {
 	s.st, s.parkAt, s.code = parked, time.Now(), code
+	r.inflight++
+	if r.concurrency > 0 && r.running >= r.concurrency {
+		r.queue = append(r.queue, s)
+		return
+	}
+	r.dispatch(s)
+}
+
+// dispatch sends s's code to the executor on a goroutine, under the call timeout.
+func (r *runner) dispatch(s *seq) {
 	session := -1
 	if r.c.Stateful {
 		session, s.session = s.id, true
 	}
-	r.inflight++
-	ctx, timeout, ex := r.ctx, r.callTimeout, r.e.Exec
+	r.running++
+	ctx, timeout, ex, code := r.ctx, r.callTimeout, r.e.Exec, s.code
 	go func() {
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
@@ -413,6 +429,12 @@ func (r *runner) park(s *seq, code string) {
 // length limit.
 func (r *runner) resume(res result) {
 	r.inflight--
+	r.running--
+	if len(r.queue) > 0 {
+		next := r.queue[0]
+		r.queue = r.queue[1:]
+		r.dispatch(next)
+	}
 	s, t := res.s, res.s.t
 	r.st.Calls++
 	lat := time.Since(s.parkAt)

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"fmt"
 	"errors"
 	"math"
 	"reflect"
@@ -656,5 +657,65 @@ func TestStepBudget(t *testing.T) {
 		if p.maxFeeds != tc.wantFeeds {
 			t.Errorf("slots %d, policy budget %d, StepTokens %d: at most %d feeds a step, want %d", tc.slots, tc.budget, tc.step, p.maxFeeds, tc.wantFeeds)
 		}
+	}
+}
+
+// limitedExec runs one call at a time, each taking d, as a pool of one worker does: a call
+// waits for the worker under its context. It records the most calls it held at once.
+type limitedExec struct {
+	d            time.Duration
+	worker       chan struct{}
+	mu           sync.Mutex
+	active, peak int
+}
+
+func (l *limitedExec) Concurrency() int { return 1 }
+
+func (l *limitedExec) Exec(ctx context.Context, code string, _ int) ExecResult {
+	l.mu.Lock()
+	l.active++
+	l.peak = max(l.peak, l.active)
+	l.mu.Unlock()
+	defer func() { l.mu.Lock(); l.active--; l.mu.Unlock() }()
+	select {
+	case l.worker <- struct{}{}:
+		defer func() { <-l.worker }()
+	case <-ctx.Done():
+		return ExecResult{Output: "Timeout Error", Kind: KindTimeout}
+	}
+	select {
+	case <-time.After(l.d):
+		return ExecResult{Output: "ran:" + code, Kind: KindOK}
+	case <-ctx.Done():
+		return ExecResult{Output: "Timeout Error", Kind: KindTimeout}
+	}
+}
+
+// TestCallTimeoutExcludesQueue: six sequences call at once an executor that runs one call at a
+// time for 30 ms; with a 100 ms call timeout, the last calls wait 150 ms in Run's queue and
+// still run to their result, and the executor never holds two calls at once.
+func TestCallTimeoutExcludesQueue(t *testing.T) {
+	scripts := map[string][][]int32{}
+	var prompts [][]int32
+	for i := 0; i < 6; i++ {
+		p := fmt.Sprintf("P%d\n", i)
+		scripts[p] = [][]int32{seqOf(tOpen, fmt.Sprintf("c%d\n", i), tFenceNL), seqOf("x")}
+		prompts = append(prompts, bytesOf(p))
+	}
+	ex := &limitedExec{d: 30 * time.Millisecond, worker: make(chan struct{}, 1)}
+	e := &Engine{Policy: newFake(8, 256, scripted(scripts)), Tok: testTok{}, Exec: ex, Config: Config{
+		Sample: greedy, N: 1, EOS: []int32{tEOS}, MaxCalls: 1, CallTimeout: 100 * time.Millisecond,
+	}}
+	trs, _, err := e.Run(context.Background(), prompts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tr := range trs {
+		if len(tr.Calls) != 1 || tr.Calls[0].Kind != KindOK || tr.Calls[0].Output != fmt.Sprintf("ran:c%d\n", i) {
+			t.Errorf("trajectory %d: calls %+v, want one that ran", i, tr.Calls)
+		}
+	}
+	if ex.peak != 1 {
+		t.Errorf("the executor held %d calls at once, its concurrency is 1", ex.peak)
 	}
 }

@@ -22,6 +22,9 @@ func NewSandbox(pool *sandbox.Pool) *Sandbox {
 	return &Sandbox{pool: pool, sessions: map[int]*sandbox.Session{}}
 }
 
+// Concurrency returns the pool's number of workers.
+func (s *Sandbox) Concurrency() int { return s.pool.Workers() }
+
 // Exec runs code on the pool, in session's namespace when session ≥ 0.
 func (s *Sandbox) Exec(ctx context.Context, code string, session int) ExecResult {
 	var r sandbox.Result

@@ -23,6 +23,9 @@ func TestSandbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
+	if c := NewSandbox(pool).Concurrency(); c != 2 {
+		t.Errorf("Concurrency() = %d, want the pool's 2 workers", c)
+	}
 	block := func(code string) []int32 { return seqOf(tOpen, code, tFenceNL) }
 	scripts := map[string][][]int32{
 		"ok\n":      {block("print(6*7)\n"), seqOf("fine")},

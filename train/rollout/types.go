@@ -91,6 +91,13 @@ func (f ExecFunc) Exec(ctx context.Context, code string, session int) ExecResult
 	return f(ctx, code, session)
 }
 
+// Concurrent is implemented by an Executor that runs at most Concurrency() calls at once
+// (0: no limit). Run then keeps the calls beyond that in its own queue, so that
+// Config.CallTimeout counts from when a call can start, not from when it was queued.
+type Concurrent interface {
+	Concurrency() int
+}
+
 // SessionCloser is implemented by an Executor with stateful sessions: Run calls CloseSession
 // once a trajectory that used session id has finished.
 type SessionCloser interface {
@@ -210,7 +217,7 @@ type Config struct {
 	// bounds it further.
 	StepTokens int
 	// CallTimeout bounds one execution as seen by Run (the executor has its own, shorter
-	// limit); 0 means 60 s.
+	// limit), from its dispatch to the executor (see Concurrent); 0 means 60 s.
 	CallTimeout time.Duration
 }
 

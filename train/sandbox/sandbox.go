@@ -185,6 +185,9 @@ type Pool struct {
 	ran, reused atomic.Int64 // calls that ran to a reply; those of them on a used child
 }
 
+// Workers returns how many calls the pool runs at once; more wait for a worker.
+func (p *Pool) Workers() int { return p.cfg.Workers }
+
 // Reuse returns how many calls have run on a worker so far and how many of them ran on a
 // child process an earlier call had left clean (see the package doc), for logs and tests.
 func (p *Pool) Reuse() (calls, reused int64) {
