@@ -250,7 +250,7 @@ func (e *Engine) Run(ctx context.Context, prompts [][]int32) (_ []Trajectory, st
 		}
 		rot++
 		if len(feeds) == 0 {
-			if r.inflight == 0 {
+			if r.running == 0 { // nothing parked: a call is queued only while others run
 				return nil, st, fmt.Errorf("rollout: internal error: scheduler stalled (%d waiting, %d in slots, %d free slots)", len(waitq), running, len(free))
 			}
 			// Every unfinished sequence waits on the executor: this is idle time.
@@ -306,7 +306,6 @@ type runner struct {
 	limit       int
 	callTimeout time.Duration
 	results     chan result
-	inflight    int    // parked sequences: queued or with the executor
 	running     int    // calls with the executor
 	concurrency int    // calls the executor runs at once (0: no limit)
 	queue       []*seq // parked sequences waiting for the executor, oldest first
@@ -386,7 +385,6 @@ func (r *runner) sampled(s *seq, smp Sample) {
 // park queues s's code for the executor, and dispatches it when the executor has room.
 func (r *runner) park(s *seq, code string) {
 	s.st, s.parkAt, s.code = parked, time.Now(), code
-	r.inflight++
 	if r.concurrency > 0 && r.running >= r.concurrency {
 		r.queue = append(r.queue, s)
 		return
@@ -428,7 +426,6 @@ func (r *runner) dispatch(s *seq) {
 // resume appends the result of s's call and makes s active again, or finishes it at the
 // length limit.
 func (r *runner) resume(res result) {
-	r.inflight--
 	r.running--
 	if len(r.queue) > 0 {
 		next := r.queue[0]
