@@ -354,4 +354,3 @@ func wantTokens(t *testing.T, qwen bool, toks, types []any, merges any) {
 		}
 	}
 }
-
