@@ -259,7 +259,11 @@ func tempBeside(out string) (string, error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return "", err
 	}
-	return os.MkdirTemp(parent, "."+filepath.Base(out)+".tmp-")
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".tmp-")
+	if err != nil {
+		return "", err
+	}
+	return tmp, os.Chmod(tmp, 0o755) // MkdirTemp's 0700 would be the published directory's
 }
 
 // publish moves the finished tmp into place as out: an existing out (allowed by force) is moved

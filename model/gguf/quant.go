@@ -110,11 +110,17 @@ func Encode(dst []byte, t Type, src []float32) error {
 
 // quantizeQ8 quantizes one block of 32 values into 34 bytes.
 func quantizeQ8(dst []byte, x []float32) error {
+	dst, x = dst[:34], x[:q8Block]
 	var amax float32
+	bad := false
 	for _, v := range x {
-		amax = max(amax, float32(math.Abs(float64(v))))
+		a := math.Float32frombits(math.Float32bits(v) &^ (1 << 31))
+		bad = bad || a != a
+		if a > amax {
+			amax = a
+		}
 	}
-	if amax != amax || amax > math.MaxFloat32 {
+	if bad || amax > math.MaxFloat32 {
 		return fmt.Errorf("a value is Inf or NaN, which Q8_0 cannot hold")
 	}
 	d := amax / 127
@@ -124,16 +130,11 @@ func quantizeQ8(dst []byte, x []float32) error {
 	}
 	binary.LittleEndian.PutUint16(dst, safetensors.F32ToF16(d))
 	for j, v := range x {
-		// round half away from zero, exactly: |v·id| ≤ 127 (+ rounding), so adding 0.5 in
-		// float64 is exact.
+		// round half away from zero, without branches: add ±0.5 in float64 (exact, as
+		// |v·id| ≤ 127 has 24 significant bits) and truncate.
 		y := float64(v * id)
-		var q int
-		if y >= 0 {
-			q = int(y + 0.5)
-		} else {
-			q = -int(-y + 0.5)
-		}
-		dst[2+j] = byte(int8(q))
+		half := math.Float64frombits(math.Float64bits(y)&(1<<63) | 0x3fe0000000000000)
+		dst[2+j] = byte(int8(int32(y + half)))
 	}
 	return nil
 }
