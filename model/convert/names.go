@@ -179,7 +179,7 @@ func configFromGGUF(g *gguf.File) (model.Config, error) {
 	if arch != archQwen2 {
 		return model.Config{}, ferr(kArch, "%q is not supported (cir converts %q models)", arch, archQwen2)
 	}
-	uint := func(key string, required bool, def int) (int, error) {
+	num := func(key string, required bool, def int) (int, error) {
 		v, ok, err := g.Uint(key)
 		switch {
 		case err != nil:
@@ -203,20 +203,20 @@ func configFromGGUF(g *gguf.File) (model.Config, error) {
 		key string
 		dst *int
 	}{{kBlocks, &c.NumLayers}, {kEmbed, &c.HiddenSize}, {kFFN, &c.IntermediateSize}, {kHeads, &c.NumHeads}} {
-		if *f.dst, err = uint(f.key, true, 0); err != nil {
+		if *f.dst, err = num(f.key, true, 0); err != nil {
 			return c, err
 		}
 	}
-	if c.NumKVHeads, err = uint(kHeadsKV, false, c.NumHeads); err != nil {
+	if c.NumKVHeads, err = num(kHeadsKV, false, c.NumHeads); err != nil {
 		return c, err
 	}
-	if c.MaxPositions, err = uint(kContext, false, 32768); err != nil {
+	if c.MaxPositions, err = num(kContext, false, 32768); err != nil {
 		return c, err
 	}
-	if c.HeadDim, err = uint(kKeyLen, false, c.HiddenSize/c.NumHeads); err != nil {
+	if c.HeadDim, err = num(kKeyLen, false, c.HiddenSize/c.NumHeads); err != nil {
 		return c, err
 	}
-	if v, err := uint(kValueLen, false, c.HeadDim); err != nil {
+	if v, err := num(kValueLen, false, c.HeadDim); err != nil {
 		return c, err
 	} else if v != c.HeadDim {
 		return c, ferr(kValueLen, "%d differs from the key length %d (not a Qwen2 attention)", v, c.HeadDim)

@@ -62,7 +62,7 @@ func looksSpecial(s string) bool {
 		(strings.HasPrefix(s, "<｜") && strings.HasSuffix(s, "｜>"))
 }
 
-// padVocab extends v to n tokens with llama.cpp's unused "[PADi]" entries (a model's vocab_size
+// padTo extends v to n tokens with llama.cpp's unused "[PADi]" entries (a model's vocab_size
 // is often larger than its tokenizer's).
 func (v *vocab) padTo(n int) {
 	for i := len(v.tokens); i < n; i++ {
