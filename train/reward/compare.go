@@ -141,8 +141,8 @@ func (c *cmp) top(p, g *node, pPct, gPct bool) bool {
 }
 
 // chainValue returns the value a chain of = and ≈ states: its last member written after an
-// "=", or its last member when there is none ("x ≈ 11"); "5 = x" is 5. It returns nil for
-// any other relation.
+// "="; with only ≈, the approximation of a name ("x ≈ 11" is 11) or else the exact first side
+// ("\frac{22}{7} ≈ 3.14" is 22/7); "5 = x" is 5. It returns nil for any other relation.
 func chainValue(n *node) *node {
 	if n.op != opRel {
 		return nil
@@ -157,8 +157,11 @@ func chainValue(n *node) *node {
 			return nil
 		}
 	}
-	if v == nil {
+	if v == nil { // only ≈: the approximation of a name ("x ≈ 11"), else the exact first side
 		v = n.args[len(n.args)-1]
+		if !onlyNames(n.args[0]) {
+			v = n.args[0]
+		}
 	}
 	if len(n.args) == 2 && v.op == opVar && !hasVars(n.args[0]) {
 		return n.args[0]

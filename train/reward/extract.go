@@ -428,6 +428,8 @@ func lastNumber(s string) (string, bool) {
 				plain = false // a thousands separator
 			case c == ',' && plain && start >= 2 && isDigit(s[start-2]) && end-start != 3 && !listBefore(s, start-1):
 				plain = false // a decimal comma
+			case c == ' ' && spacedGroup(s, start, end):
+				plain = false // a space between digit groups ("10 000")
 			default:
 				goto done
 			}
@@ -447,6 +449,28 @@ func lastNumber(s string) (string, bool) {
 			end--
 		}
 	}
+}
+
+// spacedGroup reports whether the space at s[start-1] separates digit groups of the number
+// that ends at s[end]: three digits follow it, then the end, another space or a decimal
+// point, and 1–3 digits (or another spaced group) come before it.
+func spacedGroup(s string, start, end int) bool {
+	if start < 2 || start+3 > end || !isDigit(s[start-2]) {
+		return false
+	}
+	for k := start; k < start+3; k++ {
+		if !isDigit(s[k]) {
+			return false
+		}
+	}
+	if start+3 < end && s[start+3] != ' ' && s[start+3] != '.' {
+		return false
+	}
+	k := start - 2
+	for k >= 0 && isDigit(s[k]) {
+		k--
+	}
+	return start-2-k <= 3
 }
 
 // listBefore reports whether the digits that end at s[comma-1] follow another comma, so the

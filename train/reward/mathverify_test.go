@@ -13,7 +13,7 @@ import (
 // testdata/README.md): verify(parse(gold), parse(pred)) must be want.
 type mvCase struct {
 	File, Test, Gold, Pred, Options string
-	Want                           bool
+	Want                            bool
 }
 
 func loadMathVerify(t *testing.T) []mvCase {

@@ -290,8 +290,8 @@ func stripText(s string) string {
 	return s
 }
 
-// isUnitText reports whether text content reads as a unit: letters and spaces only, not a
-// connective.
+// isUnitText reports whether text content reads as a unit: letters, spaces, powers and "/"
+// ("km/h") only, not a connective.
 func isUnitText(t string) bool {
 	t = strings.TrimSpace(t)
 	if t == "" {
@@ -302,7 +302,7 @@ func isUnitText(t string) bool {
 		return false
 	}
 	for i := 0; i < len(t); i++ {
-		if !isLetter(t[i]) && t[i] != ' ' && t[i] != '^' && !isDigit(t[i]) {
+		if !isLetter(t[i]) && t[i] != ' ' && t[i] != '^' && t[i] != '/' && !isDigit(t[i]) {
 			return false
 		}
 	}
