@@ -137,7 +137,8 @@ func (c *cmp) top(p, g *node, pPct, gPct bool) bool {
 	if gPct {
 		return c.eq(p, g) || c.eq(p, &node{op: opDiv, args: []*node{g, hundred}})
 	}
-	return c.eq(&node{op: opDiv, args: []*node{p, hundred}}, g) || p.op == opNum && c.eq(p, g)
+	plain := p.op == opNum || p.op == opNeg && p.args[0].op == opNum
+	return c.eq(&node{op: opDiv, args: []*node{p, hundred}}, g) || plain && c.eq(p, g)
 }
 
 // chainValue returns the value a chain of = and ≈ states: its last member written after an
@@ -787,11 +788,29 @@ const maxMatrixDim = 12
 // "2A", "-A") into one matrix of entry expressions; any other tree is returned as it is.
 func matrixValue(n *node) *node {
 	if n.op == opAdd || n.op == opMul || n.op == opNeg {
-		if m, ok := matrixExpr(n, 0); ok {
+		// Entries share the factors' entries; a long product would expand exponentially.
+		if m, ok := matrixExpr(n, 0); ok && sizeAtMost(m, maxNodes*4, new(int)) {
 			return m
 		}
 	}
 	return n
+}
+
+// sizeAtMost reports whether the tree n, expanded (shared subtrees counted each time they
+// occur), has at most limit nodes; count carries the nodes seen so far.
+func sizeAtMost(n *node, limit int, count *int) bool {
+	if n == nil {
+		return true
+	}
+	if *count++; *count > limit {
+		return false
+	}
+	for _, a := range n.args {
+		if !sizeAtMost(a, limit, count) {
+			return false
+		}
+	}
+	return true
 }
 
 func matrixExpr(n *node, depth int) (*node, bool) {

@@ -463,6 +463,8 @@ var equivalentCases = map[string][]eqCase{
 		{"\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{2}}}}}", "2^{1/32}", true, ""},
 		{"\\binom{100000}{50000}", "1", false, ""},
 		{"9^{9^{9}}", "9^{387420489}", true, ""},
+		{strings.Repeat(`\begin{pmatrix}1&1\\1&1\end{pmatrix}`, 40), `\begin{pmatrix}1&1\\1&1\end{pmatrix}`, false, "a long matrix product is not expanded (its entries would grow exponentially)"},
+		{strings.Repeat(`\begin{pmatrix}1&1\\1&1\end{pmatrix}`, 3), `\begin{pmatrix}4&4\\4&4\end{pmatrix}`, true, ""},
 	},
 }
 

@@ -7,41 +7,119 @@ import (
 // lastBoxed finds the last \boxed{...} or \fbox{...} (or "\boxed 5") in s and returns its
 // content and the span [start, end) of the whole command. Unbalanced boxes are skipped.
 func lastBoxed(s string) (inner string, start, end int, ok bool) {
-	off := len(s)
-	for off > 0 {
-		i := lastIndex(s[:off], `\boxed`)
-		j := lastIndex(s[:off], `\fbox`)
-		name := len(`\boxed`)
-		if j > i {
-			i, name = j, len(`\fbox`)
+	var b boxScanner
+	return b.last(s, len(s))
+}
+
+// boxScanner finds the boxes of one text from the right. It first tries each box by scanning
+// its braces; after the first unbalanced box it indexes every box and brace of the text once,
+// so that a text full of unclosed "\boxed{" costs linear time, not quadratic.
+type boxScanner struct {
+	indexed bool
+	pos     []int   // starts of every \boxed and \fbox, once indexed
+	match   []int32 // index of the brace closing each '{', −1 when none, once indexed
+}
+
+// last finds the last box of s that ends at or before limit.
+func (b *boxScanner) last(s string, limit int) (inner string, start, end int, ok bool) {
+	if !b.indexed {
+		for off := limit; off > 0; {
+			i := lastIndex(s[:off], `\boxed`)
+			if j := lastIndex(s[:off], `\fbox`); j > i {
+				i = j
+			}
+			if i < 0 {
+				return "", 0, 0, false
+			}
+			inner, end, found, unbalanced := b.boxAt(s, i, limit)
+			if found {
+				return inner, i, end, true
+			}
+			if unbalanced {
+				b.index(s)
+				break
+			}
+			off = i
 		}
-		if i < 0 {
+		if !b.indexed {
 			return "", 0, 0, false
 		}
-		off = i
-		k := i + name
-		if k < len(s) && s[k] == '{' {
-			e := matchBrace(s, k)
-			if e < 0 {
-				continue
-			}
-			return s[k+1 : e], i, e + 1, true
-		}
-		if k < len(s) && s[k] == ' ' { // \boxed 5: up to the next space or $
-			m := k + 1
-			for m < len(s) && s[m] == ' ' {
-				m++
-			}
-			e := m
-			for e < len(s) && s[e] != ' ' && s[e] != '$' && s[e] != '\n' && !(s[e] == '\\' && e+1 < len(s) && s[e+1] == ']') {
-				e++
-			}
-			if e > m {
-				return s[m:e], i, e, true
+	}
+	for k := len(b.pos) - 1; k >= 0; k-- {
+		if i := b.pos[k]; i < limit {
+			if inner, end, found, _ := b.boxAt(s, i, limit); found {
+				return inner, i, end, true
 			}
 		}
 	}
 	return "", 0, 0, false
+}
+
+// boxAt reads the box whose command starts at s[i], which must end by limit.
+func (b *boxScanner) boxAt(s string, i, limit int) (inner string, end int, found, unbalanced bool) {
+	k := i + len(`\boxed`)
+	if strings.HasPrefix(s[i:], `\fbox`) {
+		k = i + len(`\fbox`)
+	}
+	if k < limit && s[k] == '{' {
+		var e int
+		if b.indexed {
+			e = int(b.match[k])
+		} else {
+			e = matchBrace(s, k)
+		}
+		if e < 0 || e >= limit {
+			return "", 0, false, e < 0
+		}
+		return s[k+1 : e], e + 1, true, false
+	}
+	if k < limit && s[k] == ' ' { // \boxed 5: up to the next space or $
+		m := k + 1
+		for m < limit && s[m] == ' ' {
+			m++
+		}
+		e := m
+		for e < limit && s[e] != ' ' && s[e] != '$' && s[e] != '\n' && !(s[e] == '\\' && e+1 < limit && s[e+1] == ']') {
+			e++
+		}
+		if e > m {
+			return s[m:e], e, true, false
+		}
+	}
+	return "", 0, false, false
+}
+
+// index records every box command and the closing brace of every '{' of s, with the same
+// escapes as matchBrace.
+func (b *boxScanner) index(s string) {
+	b.indexed = true
+	for off := 0; ; {
+		i := strings.IndexByte(s[off:], '\\')
+		if i < 0 {
+			break
+		}
+		off += i
+		if strings.HasPrefix(s[off:], `\boxed`) || strings.HasPrefix(s[off:], `\fbox`) {
+			b.pos = append(b.pos, off)
+		}
+		off++
+	}
+	b.match = make([]int32, len(s))
+	var stack []int32
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '{':
+			b.match[i] = -1
+			stack = append(stack, int32(i))
+		case '}':
+			if n := len(stack); n > 0 {
+				b.match[stack[n-1]] = int32(i)
+				stack = stack[:n-1]
+			}
+		}
+	}
 }
 
 // lastIndex is strings.LastIndex by forward search, which is vectorized and fast when
@@ -107,13 +185,14 @@ func ExtractBoxed(completion string) (answer string, ok bool) {
 // boxedAnswer returns the joined last boxes of s and the end of the last one; found reports
 // whether s has a box at all, ok whether every joined box is non-empty.
 func boxedAnswer(s string) (answer string, end int, found, ok bool) {
-	inner, start, end, found := lastBoxed(s)
+	var bs boxScanner
+	inner, start, end, found := bs.last(s, len(s))
 	if !found {
 		return "", 0, false, false
 	}
 	parts := []string{inner}
 	for len(parts) < maxBoxes {
-		in2, s2, e2, ok2 := lastBoxed(s[:start])
+		in2, s2, e2, ok2 := bs.last(s, start)
 		if !ok2 || !isBoxGap(s[e2:start]) {
 			break
 		}
@@ -353,6 +432,7 @@ type span struct {
 // $...$ and \(...\) (which may not). An escaped \$ is not a delimiter.
 func mathSpans(s string) []span {
 	var out []span
+	noClose := map[string]int{} // a closer not found from this offset is not found from later ones
 	for i := 0; i < len(s); i++ {
 		var open, closer string
 		inline := false
@@ -373,7 +453,12 @@ func mathSpans(s string) []span {
 			continue
 		}
 		from := i + len(open)
-		j := closeAt(s, from, closer)
+		j := -1
+		if f, ok := noClose[closer]; !ok || from < f {
+			if j = closeAt(s, from, closer); j < 0 {
+				noClose[closer] = from
+			}
+		}
 		if j < 0 || inline && strings.ContainsAny(s[from:j], "\n") {
 			i += len(open) - 1
 			continue

@@ -48,6 +48,8 @@ func TestExtract(t *testing.T) {
 		{"box printed by code is not the answer", "```python\nprint(r'\\boxed{42}')\n```\n```output\n\\boxed{42}\n```\nDone.", "", false},
 		{"box before code still counts", "\\boxed{7}\n```python\nprint(1)\n```", "7", true},
 		{"boxed after code", "```python\nprint(6*7)\n```\n```output\n42\n```\nSo \\boxed{42}.", "42", true},
+		{"thousands of unclosed boxes", strings.Repeat(`\boxed{`, 5000) + `\boxed{7}`, "7", true},
+		{"unclosed boxes after the last box", `\boxed{7}` + strings.Repeat(`\boxed{`, 5000), "7", true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -111,6 +111,9 @@ var formatCases = map[string][]formatCase{
 		{`\boxed{45}`, "0.45", false},
 		{`\boxed{4 \frac{4}{9}\%}`, `\frac{40}{900}`, true},
 		{`\boxed{45 \text{ percent}}`, "45", true},
+		{`\boxed{-5\%}`, "-5", true},
+		{`\boxed{-5\%}`, "-0.05", true},
+		{`\boxed{5\%}`, "-5", false},
 	},
 	"interval and the equivalent inequality": {
 		{`\boxed{x \ge -1}`, `[-1, \infty)`, true},

@@ -16,7 +16,7 @@ type mvCase struct {
 	Want                            bool
 }
 
-func loadMathVerify(t *testing.T) []mvCase {
+func loadMathVerify(t testing.TB) []mvCase {
 	t.Helper()
 	f, err := os.Open("testdata/mathverify.jsonl")
 	if err != nil {
