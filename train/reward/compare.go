@@ -81,22 +81,21 @@ func decimalComma(s string) (string, bool) {
 	if i < 0 || strings.Count(s, ",") != 1 {
 		return "", false
 	}
-	digits := func(t string) bool {
-		if t == "" {
-			return false
-		}
-		for k := 0; k < len(t); k++ {
-			if !isDigit(t[k]) {
-				return false
-			}
-		}
-		return true
-	}
 	intPart := strings.TrimPrefix(strings.TrimPrefix(s[:i], "-"), "+")
-	if !digits(intPart) || !digits(s[i+1:]) || thousandsAt(s, len(s[:i])-len(intPart), i) {
+	if !allDigits(intPart) || !allDigits(s[i+1:]) || thousandsAt(s, i-len(intPart), i) {
 		return "", false
 	}
 	return s[:i] + "." + s[i+1:], true
+}
+
+// allDigits reports whether t is one or more ASCII digits.
+func allDigits(t string) bool {
+	for k := 0; k < len(t); k++ {
+		if !isDigit(t[k]) {
+			return false
+		}
+	}
+	return t != ""
 }
 
 // cmp carries the budget of one comparison.

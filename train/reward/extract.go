@@ -290,7 +290,14 @@ func Extract(completion string) (answer string, ok bool) {
 
 // answerAfter reads the answer of the sentence rest that follows an answer key.
 func answerAfter(rest, key string) (string, bool) {
+	// A bare "final answer" counts as a heading ("**Final Answer**" then the answer on the next
+	// line) or with an "is" after it ("The final answer to part (a) is 5").
+	bare := key == "final answer"
+	heading := bare && strings.HasPrefix(strings.TrimLeft(rest, " *:\r"), "\n")
 	rest = strings.TrimLeft(rest, " \t\r\n:*\"'\\")
+	if len(rest) > 1000 { // an answer sentence is short; do not scan the rest of the text
+		rest = rest[:1000]
+	}
 	seg := strings.TrimSpace(rest[:sentenceEnd(rest)])
 	seg = strings.TrimRight(strings.Trim(seg, "\"'*\\"), " .,;:")
 	if seg == "" || len(seg) > 500 {
@@ -300,6 +307,8 @@ func answerAfter(rest, key string) (string, bool) {
 		// "Final Answer: The largest $n$ is 34": the answer follows the last "is".
 		if k := lastWordIs(seg); k >= 0 {
 			seg = strings.TrimLeft(seg[k+len(" is "):], " :")
+		} else if bare && !heading {
+			return "", false
 		}
 	}
 	if sp := mathSpans(seg); len(sp) > 0 && sp[0].start == 0 {
