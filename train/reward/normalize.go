@@ -88,7 +88,7 @@ func groupCommas(s string) string {
 	if !strings.Contains(s, "{") {
 		return s
 	}
-	var b strings.Builder
+	out := make([]byte, 0, len(s))
 	for i := 0; i < len(s); i++ {
 		if s[i] == '{' {
 			j := i + 1
@@ -101,23 +101,25 @@ func groupCommas(s string) string {
 					k++
 				}
 				if k < len(s) && s[k] == '}' {
-					out := strings.TrimRight(b.String(), " ")
-					if out != "" && isDigit(out[len(out)-1]) {
-						b.Reset()
-						b.WriteString(out)
+					t := len(out)
+					for t > 0 && out[t-1] == ' ' {
+						t--
 					}
-					b.WriteByte(',')
+					if t > 0 && isDigit(out[t-1]) {
+						out = out[:t]
+					}
+					out = append(out, ',')
 					i = k
-					for i+1 < len(s) && s[i+1] == ' ' && i+2 < len(s) && isDigit(s[i+2]) {
+					for i+2 < len(s) && s[i+1] == ' ' && isDigit(s[i+2]) {
 						i++
 					}
 					continue
 				}
 			}
 		}
-		b.WriteByte(s[i])
+		out = append(out, s[i])
 	}
-	return b.String()
+	return string(out)
 }
 
 // percentWords are the words that mark a percentage after a number.
@@ -137,7 +139,7 @@ func trimPercent(s string) (string, bool) {
 			before := strings.TrimRight(t[:len(t)-len(w)], " ")
 			// A number, a group or a math delimiter must come before the word.
 			if before == "" {
-				break
+				continue
 			}
 			if c := before[len(before)-1]; isDigit(c) || c == '}' || c == '$' || c == ')' {
 				return before, true
