@@ -317,36 +317,6 @@ func alternatives(n *node) ([]*node, bool) {
 	return nil, false // ± inside a tuple, interval or relation is not expanded
 }
 
-func hasPM(n *node) bool {
-	if n == nil {
-		return false
-	}
-	if n.op == opPM {
-		return true
-	}
-	for _, a := range n.args {
-		if hasPM(a) {
-			return true
-		}
-	}
-	return false
-}
-
-func hasVars(n *node) bool {
-	if n == nil {
-		return false
-	}
-	if n.op == opVar {
-		return true
-	}
-	for _, a := range n.args {
-		if hasVars(a) {
-			return true
-		}
-	}
-	return false
-}
-
 // decDigits returns the most digits after the point of a decimal literal in n, or −1 when n
 // has no decimal literal.
 func decDigits(n *node) int {
@@ -896,17 +866,22 @@ func mapEntries(m *node, f func(*node) *node) *node {
 	return &r
 }
 
-func hasMatrix(n *node) bool {
+// hasOp reports whether the tree n has a node with operator o.
+func hasOp(n *node, o op) bool {
 	if n == nil {
 		return false
 	}
-	if n.op == opMatrix {
+	if n.op == o {
 		return true
 	}
 	for _, a := range n.args {
-		if hasMatrix(a) {
+		if hasOp(a, o) {
 			return true
 		}
 	}
 	return false
 }
+
+func hasPM(n *node) bool     { return hasOp(n, opPM) }
+func hasVars(n *node) bool   { return hasOp(n, opVar) }
+func hasMatrix(n *node) bool { return hasOp(n, opMatrix) }
