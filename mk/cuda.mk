@@ -70,3 +70,35 @@ gpu-bundle: $(KERNEL_LIB)
 	$(CUDA_CGO_ENV) $(GO) build -tags cuda -o $(GPU_BUNDLE)/cir ./cmd/cir
 	cp scripts/gpu/run.sh scripts/gpu/torch_ref.py scripts/gpu/*.json scripts/gpu/README.md $(GPU_BUNDLE)/
 	@echo "gpu-bundle/ ready: run 'gpu-bundle/run.sh OUTDIR' on the GPU machine"
+
+# ---- The CUDA emulator (kernels/emu): the same kernel sources compiled by the host C++ compiler
+# against our emulation of the CUDA execution model, with AddressSanitizer; every load and store
+# of the kernels calls ASan's outline check, renamed to the emulator's hook (hooks.syms), which
+# also watches shared memory. `make test-cuda-emu` runs the whole engine/cuda suite on it.
+EMU_CXX    ?= g++
+EMU_FLAGS  := -std=c++17 -O2 -g -fno-omit-frame-pointer -fPIC -Wall -Wno-unknown-pragmas -fsanitize=address
+EMU_KFLAGS := $(EMU_FLAGS) -x c++ -I kernels/emu -include kernels/emu/dl.h \
+              --param asan-instrumentation-with-call-threshold=0
+EMU_DIR    := kernels/build/emu
+EMU_KOBJ   := $(patsubst kernels/%.cu,$(EMU_DIR)/%.o,$(KERNEL_LIB_SRC))
+EMU_RT_OBJ := $(patsubst kernels/emu/%.cc,$(EMU_DIR)/rt_%.o,$(wildcard kernels/emu/*.cc))
+EMU_HDR    := $(wildcard kernels/emu/*.h) kernels/emu/hooks.syms
+EMU_LIB    := $(EMU_DIR)/libcirkernels_emu.a
+EMU_TAGS   := cuda,cudaemu
+
+.PHONY: kernels-emu test-cuda-emu
+
+kernels-emu: $(EMU_LIB)
+
+$(EMU_DIR)/%.o: kernels/%.cu $(KERNEL_HDR) $(EMU_HDR)
+	@mkdir -p $(EMU_DIR)
+	$(EMU_CXX) $(EMU_KFLAGS) -c $< -o $@.tmp
+	objcopy --redefine-syms=kernels/emu/hooks.syms $@.tmp $@ && rm -f $@.tmp
+
+$(EMU_DIR)/rt_%.o: kernels/emu/%.cc $(KERNEL_HDR) $(EMU_HDR)
+	@mkdir -p $(EMU_DIR)
+	$(EMU_CXX) $(EMU_FLAGS) -I kernels/emu -c $< -o $@
+
+$(EMU_LIB): $(EMU_KOBJ) $(EMU_RT_OBJ)
+	rm -f $@
+	ar rcs $@ $^

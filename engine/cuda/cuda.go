@@ -4,7 +4,6 @@ package cuda
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/../../kernels
-#cgo LDFLAGS: -L${SRCDIR}/../../kernels/build -lcirkernels -lcudart_static -lrt -ldl -lpthread -lstdc++ -lm
 #include <stdlib.h>
 #include "cir.h"
 

@@ -1,0 +1,13 @@
+//go:build cuda && !cudaemu
+
+package cuda
+
+// The kernels compiled by nvcc (make kernels) and the static CUDA runtime.
+
+/*
+#cgo LDFLAGS: -L${SRCDIR}/../../kernels/build -lcirkernels -lcudart_static -lrt -ldl -lpthread -lstdc++ -lm
+*/
+import "C"
+
+// Emulated reports whether the backend runs on the CPU emulation of kernels/emu: false here.
+const Emulated = false
