@@ -109,8 +109,9 @@ cudaError_t cir_attention_kv(cir_bf16 *out, const cir_bf16 *qkv, const cir_bf16 
  * F32, one pass (online max/sum). A target outside [0,V) gives logp 0 and CIR_ERR_TARGET. */
 cudaError_t cir_cross_entropy(float *logp, float *lse, float *ent, const void *logits, int dt,
                               const int32_t *targets, int N, int V, int *err, cudaStream_t s);
-/* dlogits (N,V) = dlogp[n]·(onehot(target) − exp(logits − lse)); may alias logits. */
-cudaError_t cir_cross_entropy_backward(void *dlogits, const float *dlogp, const void *logits, int dt,
+/* dlogits (N,V, type ddt) = dlogp[n]·(onehot(target) − exp(logits − lse)); may alias logits
+ * when ddt == dt. */
+cudaError_t cir_cross_entropy_backward(void *dlogits, int ddt, const float *dlogp, const void *logits, int dt,
                                        const float *lse, const int32_t *targets, int N, int V,
                                        cudaStream_t s);
 /* ids (B) and logp (B, under the unscaled softmax) from logits (B,V) and uniforms u (B).

@@ -77,13 +77,13 @@ gpu-bundle: $(KERNEL_LIB)
 # also watches shared memory. `make test-cuda-emu` runs the whole engine/cuda suite on it.
 EMU_CXX    ?= g++
 EMU_FLAGS  := -std=c++17 -O2 -g -fno-omit-frame-pointer -fPIC -Wall -Wno-unknown-pragmas -fsanitize=address
-EMU_KFLAGS := $(EMU_FLAGS) -x c++ -I kernels/emu -include kernels/emu/dl.h \
+EMU_KFLAGS := $(EMU_FLAGS) -fno-sanitize-address-use-after-scope -x c++ -I kernels/emu -include kernels/emu/dl.h \
               --param asan-instrumentation-with-call-threshold=0
 EMU_DIR    := kernels/build/emu
-EMU_KOBJ   := $(patsubst kernels/%.cu,$(EMU_DIR)/%.o,$(KERNEL_LIB_SRC))
+EMU_KOBJ   := $(patsubst kernels/%.cu,$(EMU_DIR)/%.o,$(KERNEL_LIB_SRC)) $(EMU_DIR)/emu/selftest.o
 EMU_RT_OBJ := $(patsubst kernels/emu/%.cc,$(EMU_DIR)/rt_%.o,$(wildcard kernels/emu/*.cc))
 EMU_HDR    := $(wildcard kernels/emu/*.h) kernels/emu/hooks.syms
-EMU_LIB    := $(EMU_DIR)/libcirkernels_emu.a
+EMU_LIB    := $(EMU_DIR)/libcirkernels_emu.so
 EMU_TAGS   := cuda,cudaemu
 
 .PHONY: kernels-emu test-cuda-emu
@@ -91,7 +91,7 @@ EMU_TAGS   := cuda,cudaemu
 kernels-emu: $(EMU_LIB)
 
 $(EMU_DIR)/%.o: kernels/%.cu $(KERNEL_HDR) $(EMU_HDR)
-	@mkdir -p $(EMU_DIR)
+	@mkdir -p $(dir $@)
 	$(EMU_CXX) $(EMU_KFLAGS) -c $< -o $@.tmp
 	objcopy --redefine-syms=kernels/emu/hooks.syms $@.tmp $@ && rm -f $@.tmp
 
@@ -100,5 +100,4 @@ $(EMU_DIR)/rt_%.o: kernels/emu/%.cc $(KERNEL_HDR) $(EMU_HDR)
 	$(EMU_CXX) $(EMU_FLAGS) -I kernels/emu -c $< -o $@
 
 $(EMU_LIB): $(EMU_KOBJ) $(EMU_RT_OBJ)
-	rm -f $@
-	ar rcs $@ $^
+	$(EMU_CXX) -shared -fsanitize=address -o $@ $^ -ldl -lpthread

@@ -11,3 +11,8 @@ import "C"
 
 // Emulated reports whether the backend runs on the CPU emulation of kernels/emu: false here.
 const Emulated = false
+
+// The emulator's counters (link_emu.go) are empty here.
+func emuFindings() int                              { return 0 }
+func emuSetDevices(n int) int                       { panic("cuda: not the emulator") }
+func emuCoverage() (launches int, kernels []string) { return 0, nil }

@@ -64,14 +64,17 @@ struct int2 {
   int x, y;
 };
 
+// The emulator is linked into executables: its thread-locals need no __tls_get_addr.
+#define CIR_EMU_TLS __thread __attribute__((tls_model("initial-exec")))
+
 namespace cir_emu {
 
 // The running CUDA thread and block (set by the scheduler at every switch).
-extern __thread uint3 t_threadIdx;
-extern __thread uint3 t_blockIdx;
-extern __thread dim3 t_blockDim;
-extern __thread dim3 t_gridDim;
-extern __thread int t_atomic;  // inside an atomic: shared accesses are not races
+extern CIR_EMU_TLS uint3 t_threadIdx;
+extern CIR_EMU_TLS uint3 t_blockIdx;
+extern CIR_EMU_TLS dim3 t_blockDim;
+extern CIR_EMU_TLS dim3 t_gridDim;
+extern CIR_EMU_TLS int t_atomic;  // inside an atomic: shared accesses are not races
 
 void syncthreads(const char *file, int line);
 enum WarpOp { kShflIdx, kShflXor, kShflUp, kShflDown, kBallot, kAny, kAll, kSyncWarp };

@@ -33,11 +33,11 @@
 
 namespace cir_emu {
 
-__thread uint3 t_threadIdx;
-__thread uint3 t_blockIdx;
-__thread dim3 t_blockDim;
-__thread dim3 t_gridDim;
-__thread int t_atomic;
+CIR_EMU_TLS uint3 t_threadIdx;
+CIR_EMU_TLS uint3 t_blockIdx;
+CIR_EMU_TLS dim3 t_blockDim;
+CIR_EMU_TLS dim3 t_gridDim;
+CIR_EMU_TLS int t_atomic;
 
 namespace {
 
@@ -62,12 +62,12 @@ int ndev = -1;
 size_t total_mem;
 size_t used_mem[kMaxDevices];
 std::map<const void *, int> max_dynamic;
-std::set<std::string> kernel_names;
-std::vector<std::string> kernel_list;
+std::set<const void *> kernel_fns;
+std::vector<std::string> kernel_list;  // the kernels launched so far (with template arguments)
 std::atomic<long> n_findings{0}, n_launches{0};
 
-__thread int t_device;
-__thread cudaError_t t_last;
+CIR_EMU_TLS int t_device;
+CIR_EMU_TLS cudaError_t t_last;
 
 void init_locked() {
   if (ndev >= 0) return;
@@ -196,6 +196,11 @@ struct Ctx {
   std::vector<Fibre> fibres;
   void *sched_sp = nullptr;
   void *sched_fake = nullptr;
+  bool from_sched = false;  // the fibre being entered comes from the scheduler's stack
+  const void *prev_lo = nullptr;
+  size_t prev_size = 0;
+  uint32_t mxcsr = 0;       // the floating-point control words every fibre starts with
+  uint16_t fcw = 0;
   const void *sched_lo = nullptr;
   size_t sched_size = 0;
   Fibre *cur = nullptr;
@@ -208,7 +213,7 @@ struct Ctx {
 
 std::mutex ctx_mu;
 std::vector<Ctx *> ctx_pool;
-__thread Ctx *t_ctx;
+CIR_EMU_TLS Ctx *t_ctx;
 
 Ctx *acquire_ctx() {
   {
@@ -285,20 +290,48 @@ void pc_string(void *pc, char *buf, size_t n) {
 
 using namespace cir_emu;
 
+namespace cir_emu {
+namespace {
+// next_runnable returns the first runnable fibre after f in this round, or null.
+Fibre *next_runnable(Ctx *c, Fibre *f) {
+  for (int i = f->lin + 1; i < c->nthreads; i++)
+    if (c->fibres[i].state == kRun) return &c->fibres[i];
+  return nullptr;
+}
+
+// leave switches from fibre f (fake: where ASan keeps its fake stack, null when f has ended) to
+// the next runnable fibre of the round, or back to the scheduler at the end of the round.
+void leave(Ctx *c, Fibre *f, void **fake) {
+  if (Fibre *g = next_runnable(c, f)) {
+    c->cur = g;
+    t_threadIdx = g->tid;
+    c->from_sched = false;
+    start_switch(fake, g->stack, kStackBytes);
+    cir_emu_swap(&f->sp, g->sp);
+  } else {
+    start_switch(fake, c->sched_lo, c->sched_size);
+    cir_emu_swap(&f->sp, c->sched_sp);
+  }
+}
+}  // namespace
+}  // namespace cir_emu
+
 extern "C" void cir_emu_fibre_main(Fibre *f) {
+  // (no local of this frame may be addressable: the frame never returns, so ASan would keep
+  // red zones around it poisoned on the reused stack)
   Ctx *c = t_ctx;
-  finish_switch(nullptr, &c->sched_lo, &c->sched_size);
+  finish_switch(nullptr, &c->prev_lo, &c->prev_size);
+  if (c->from_sched) c->sched_lo = c->prev_lo, c->sched_size = c->prev_size;
   c->launch->run(c->launch->call);
   f->state = kDone;
-  start_switch(nullptr, c->sched_lo, c->sched_size);
-  cir_emu_swap(&f->sp, c->sched_sp);
+  leave(c, f, nullptr);
   __builtin_unreachable();
 }
 
 namespace cir_emu {
 namespace {
 
-void init_fibre(Fibre *f) {
+void init_fibre(Ctx *c, Fibre *f) {
   if (!f->stack) {
     size_t page = 4096;
     char *m = (char *)mmap(nullptr, kStackBytes + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
@@ -311,14 +344,13 @@ void init_fibre(Fibre *f) {
     f->stack = m + page;
   }
   uintptr_t top = ((uintptr_t)f->stack + kStackBytes) & ~(uintptr_t)15;
+#if CIR_EMU_ASAN
+  ASAN_UNPOISON_MEMORY_REGION((void *)(top - 4096), 4096);  // the frame of the fibre's last run
+#endif
   uint64_t *sp = (uint64_t *)(top - 64);
-  uint32_t mxcsr;
-  uint16_t fcw;
-  asm volatile("stmxcsr %0" : "=m"(mxcsr));
-  asm volatile("fnstcw %0" : "=m"(fcw));
   memset(sp, 0, 64);
-  memcpy(sp, &mxcsr, 4);
-  memcpy((char *)sp + 4, &fcw, 2);
+  memcpy(sp, &c->mxcsr, 4);
+  memcpy((char *)sp + 4, &c->fcw, 2);
   sp[5] = (uint64_t)f;                         // rbx: the argument of cir_emu_fibre_main
   sp[7] = (uint64_t)&cir_emu_trampoline;       // the return address of the first switch
   f->sp = sp;
@@ -328,14 +360,14 @@ void init_fibre(Fibre *f) {
 void run_fibre(Ctx *c, Fibre *f) {
   c->cur = f;
   t_threadIdx = f->tid;
+  c->from_sched = true;
   start_switch(&c->sched_fake, f->stack, kStackBytes);
   cir_emu_swap(&c->sched_sp, f->sp);
   finish_switch(c->sched_fake, nullptr, nullptr);
 }
 
 void yield(Ctx *c, Fibre *f) {
-  start_switch(&f->fake, c->sched_lo, c->sched_size);
-  cir_emu_swap(&f->sp, c->sched_sp);
+  leave(c, f, &f->fake);
   finish_switch(f->fake, nullptr, nullptr);
 }
 
@@ -380,7 +412,7 @@ bool resolve_warp(Ctx *c, int w) {
     bool all = true;
     for (int j = lo; j < hi; j++)
       if (mask >> (j - lo) & 1) all = all && c->fibres[j].state == kWarp;
-    if (!all) continue;
+    if (!all) return progress;  // the first waiting lane's group is incomplete: the warp waits
     // every lane of the mask waits at a warp operation: the same one?
     for (int j = lo; j < hi; j++) {
       Fibre &g = c->fibres[j];
@@ -439,14 +471,17 @@ bool run_block(Ctx *c) {
   c->block_epoch = c->epoch;
   for (int i = 0; i < n; i++) {
     Fibre &f = c->fibres[i];
-    init_fibre(&f);
+    init_fibre(c, &f);
     f.state = kRun;
     f.lin = i;
     f.tid = uint3{(unsigned)i % bd.x, (unsigned)i / bd.x % bd.y, (unsigned)i / (bd.x * bd.y)};
   }
   for (;;) {
     for (int i = 0; i < n; i++)
-      if (c->fibres[i].state == kRun) run_fibre(c, &c->fibres[i]);
+      if (c->fibres[i].state == kRun) {
+        run_fibre(c, &c->fibres[i]);  // runs every runnable fibre of the round, in order
+        break;
+      }
     c->cur = nullptr;
     bool progress = false;
     for (int w = 0; w * 32 < n; w++) progress = resolve_warp(c, w) || progress;
@@ -555,6 +590,7 @@ void *shared_static(const void *site, size_t bytes, size_t align, const char *na
 #if CIR_EMU_ASAN
   ASAN_UNPOISON_MEMORY_REGION(c->arena + off, bytes);
 #endif
+  memset(c->arena + off, 0xff, bytes);
   return c->arena + off;
 }
 
@@ -645,7 +681,13 @@ cudaError_t launch(const Launch &l) {
   n_launches++;
   {
     std::lock_guard<std::mutex> g(mu);
-    if (kernel_names.insert(l.name).second) kernel_list.push_back(l.name);
+    if (kernel_fns.insert(l.fn).second) {
+      char buf[256] = "";
+#if CIR_EMU_ASAN
+      __sanitizer_symbolize_pc((void *)((const char *)l.fn + 1), "%f", buf, sizeof buf);
+#endif
+      kernel_list.push_back(buf[0] && strcmp(buf, "<null>") != 0 ? buf : l.name);
+    }
   }
   if (!l.run) return set_error(cudaErrorInvalidValue);  // an argument check failed
   int dev = t_device;
@@ -684,12 +726,14 @@ cudaError_t launch(const Launch &l) {
   c->static_bytes = 0;
   c->sites.clear();
   c->regions.assign(1, Region{0, l.smem, "extern (dynamic)"});
-  memset(c->arena, 0xff, kArenaCap);  // what a block finds in shared memory: not zeros
+  memset(c->arena, 0xff, l.smem);  // what a block finds in shared memory: not zeros
 #if CIR_EMU_ASAN
   ASAN_POISON_MEMORY_REGION(c->arena, kArenaCap);
   ASAN_UNPOISON_MEMORY_REGION(c->arena, l.smem);
 #endif
   if (c->fibres.size() < threads) c->fibres.resize(threads);
+  asm volatile("stmxcsr %0" : "=m"(c->mxcsr));
+  asm volatile("fnstcw %0" : "=m"(c->fcw));
   Ctx *saved = t_ctx;
   t_ctx = c;
   t_gridDim = g;
@@ -711,14 +755,15 @@ cudaError_t launch(const Launch &l) {
 // ---- the memory-access hooks: kernels/*.cu are compiled with AddressSanitizer's outline checks
 // (every access calls __asan_loadN/__asan_storeN) and the calls are renamed to these (objcopy
 // --redefine-syms=kernels/emu/hooks.syms), which look at shared memory and then call ASan's own.
-#define CIR_EMU_HOOK(kind, n, write)                                                \
-  extern "C" void __asan_##kind##n(uintptr_t);                                      \
-  extern "C" void cir_emu_##kind##n(uintptr_t a) {                                  \
-    if (Ctx *c = t_ctx) {                                                           \
-      size_t off = a - (uintptr_t)c->arena;                                         \
-      if (off < kArenaCap) shared_access(c, off, n, write, __builtin_return_address(0)); \
-    }                                                                               \
-    __asan_##kind##n(a);                                                            \
+// Inside the arena the emulator's own bounds check replaces ASan's (a finding, not an abort).
+#define CIR_EMU_HOOK(kind, n, write)                                                     \
+  extern "C" void __asan_##kind##n(uintptr_t);                                           \
+  extern "C" void cir_emu_##kind##n(uintptr_t a) {                                       \
+    if (Ctx *c = t_ctx) {                                                                \
+      size_t off = a - (uintptr_t)c->arena;                                              \
+      if (off < kArenaCap) return shared_access(c, off, n, write, __builtin_return_address(0)); \
+    }                                                                                    \
+    __asan_##kind##n(a);                                                                 \
   }
 CIR_EMU_HOOK(load, 1, false)
 CIR_EMU_HOOK(load, 2, false)
@@ -735,14 +780,14 @@ extern "C" void __asan_storeN(uintptr_t, size_t);
 extern "C" void cir_emu_loadN(uintptr_t a, size_t n) {
   if (Ctx *c = t_ctx) {
     size_t off = a - (uintptr_t)c->arena;
-    if (off < kArenaCap) shared_access(c, off, n, false, __builtin_return_address(0));
+    if (off < kArenaCap) return shared_access(c, off, n, false, __builtin_return_address(0));
   }
   __asan_loadN(a, n);
 }
 extern "C" void cir_emu_storeN(uintptr_t a, size_t n) {
   if (Ctx *c = t_ctx) {
     size_t off = a - (uintptr_t)c->arena;
-    if (off < kArenaCap) shared_access(c, off, n, true, __builtin_return_address(0));
+    if (off < kArenaCap) return shared_access(c, off, n, true, __builtin_return_address(0));
   }
   __asan_storeN(a, n);
 }
