@@ -101,3 +101,17 @@ $(EMU_DIR)/rt_%.o: kernels/emu/%.cc $(KERNEL_HDR) $(EMU_HDR)
 
 $(EMU_LIB): $(EMU_KOBJ) $(EMU_RT_OBJ)
 	$(EMU_CXX) -shared -fsanitize=address -o $@ $^ -ldl -lpthread
+
+# The whole engine/cuda suite (op, sampling, determinism, whole-model and emulator tests) on the
+# emulator, under AddressSanitizer, none skipped; then the seeded kernel bugs (mutants.sh), each
+# of which a targeted part of the suite must catch.
+EMU_TEST := $(EMU_DIR)/cuda.test
+test-cuda-emu: $(EMU_LIB)
+	$(GO) vet -tags $(EMU_TAGS) ./engine/cuda
+	$(GO) test -c -asan -tags $(EMU_TAGS) -o $(EMU_TEST) ./engine/cuda
+	cd engine/cuda && ../../$(EMU_TEST) -test.count=1 -test.timeout 20m -test.v | \
+	  awk '/^--- SKIP/ { skip = 1 } /^(--- |PASS|FAIL|ok|cuda emulator)/ { print } END { exit skip }' || \
+	  { echo "test-cuda-emu: a test failed or skipped" >&2; exit 1; }
+	EMU_CXX="$(EMU_CXX)" EMU_KFLAGS="$(EMU_KFLAGS)" kernels/emu/mutants.sh $(EMU_TEST)
+
+TEST_DEPS += test-cuda-emu

@@ -21,7 +21,6 @@ import "unsafe"
 // Emulated reports whether the backend runs on the CPU emulation of kernels/emu: true here.
 const Emulated = true
 
-
 // emuFindings is the number of problems the emulator has reported (each also fails its launch).
 func emuFindings() int { return int(C.cir_emu_findings()) }
 
