@@ -64,11 +64,41 @@ TEST_DEPS += test-cuda-build
 
 # Everything scripts/gpu/run.sh needs on a GPU machine without Go, in one git-ignored folder:
 #   make gpu-bundle  →  copy gpu-bundle/ there  →  gpu-bundle/run.sh OUTDIR
-gpu-bundle: $(KERNEL_LIB)
+# The binaries need only glibc (the version written to REQUIRES) and the NVIDIA driver: the CPU
+# reference of the tests uses the portable GEMM (-tags noblas: no libopenblas, no libgfortran),
+# net and os/user are pure Go (no libresolv), and everything is linked against the glibc 2.31
+# sysroot of scripts/gpu/sysroot.sh (Debian 11's packages), so every versioned glibc symbol is
+# its oldest version (`make gpu-bundle GPU_SYSROOT=` links against this machine's glibc
+# instead). libstdc++ and libgcc_s stay shared: the target's own (any of the last ten years
+# has the versions used, in REQUIRES); this machine's newer ones are not checked against the old
+# glibc (--allow-shlib-undefined). COMMIT records what the bundle was built from; run.sh puts it
+# in the report.
+BUNDLE_TAGS   := cuda,gpubundle,noblas,netgo,osusergo
+GPU_SYSROOT   ?= kernels/build/sysroot
+CUDART_STATIC := $(firstword $(wildcard $(CUDA_HOME)/lib64/libcudart_static.a \
+                 $(CUDA_HOME)/lib/x86_64-linux-gnu/libcudart_static.a /usr/lib/x86_64-linux-gnu/libcudart_static.a))
+ifneq ($(GPU_SYSROOT),)
+SR := $(abspath $(GPU_SYSROOT))
+BUNDLE_ENV := CGO_CFLAGS="--sysroot=$(SR) -idirafter $(CUDA_HOME)/include -O2 -g" \
+  CGO_LDFLAGS="--sysroot=$(SR) -B$(SR)/usr/lib/x86_64-linux-gnu/ -L$(SR)/usr/lib/x86_64-linux-gnu \
+  -L$(SR)/lib/x86_64-linux-gnu -Wl,--allow-shlib-undefined"
+else
+BUNDLE_ENV := $(CUDA_CGO_ENV)
+endif
+
+$(GPU_SYSROOT)/.complete:
+	scripts/gpu/sysroot.sh $(GPU_SYSROOT) $(CUDART_STATIC)
+
+gpu-bundle: $(KERNEL_LIB) $(if $(GPU_SYSROOT),$(GPU_SYSROOT)/.complete)
 	rm -rf $(GPU_BUNDLE) && mkdir -p $(GPU_BUNDLE)
-	$(CUDA_CGO_ENV) $(GO) test -c -tags cuda -o $(GPU_BUNDLE)/cuda.test ./engine/cuda
-	$(CUDA_CGO_ENV) $(GO) build -tags cuda -o $(GPU_BUNDLE)/cir ./cmd/cir
-	cp scripts/gpu/run.sh scripts/gpu/torch_ref.py scripts/gpu/*.json scripts/gpu/README.md $(GPU_BUNDLE)/
+	$(BUNDLE_ENV) $(GO) test -c -tags $(BUNDLE_TAGS) -ldflags=-linkmode=external -o $(GPU_BUNDLE)/cuda.test ./engine/cuda
+	$(BUNDLE_ENV) $(GO) build -tags $(BUNDLE_TAGS) -ldflags=-linkmode=external -o $(GPU_BUNDLE)/cir ./cmd/cir
+	cp scripts/gpu/run.sh scripts/gpu/torch_ref.py scripts/gpu/hf_logprobs.py scripts/gpu/*.json \
+	  scripts/gpu/README.md $(GPU_BUNDLE)/
+	{ git rev-parse HEAD; [ -z "$$(git status --porcelain)" ] || echo "with uncommitted changes"; } >$(GPU_BUNDLE)/COMMIT
+	for v in GLIBC GLIBCXX CXXABI; do objdump -T $(GPU_BUNDLE)/cuda.test $(GPU_BUNDLE)/cir | \
+	  grep -o "$${v}_[0-9.]*" | sort -uV | tail -n 1; done | tr '\n' ' ' >$(GPU_BUNDLE)/REQUIRES
+	@echo "needs: $$(cat $(GPU_BUNDLE)/REQUIRES) and the NVIDIA driver; libraries: $$(ldd $(GPU_BUNDLE)/cuda.test | awk '{print $$1}' | tr '\n' ' ')"
 	@echo "gpu-bundle/ ready: run 'gpu-bundle/run.sh OUTDIR' on the GPU machine"
 
 # ---- The CUDA emulator (kernels/emu): the same kernel sources compiled by the host C++ compiler
@@ -109,9 +139,11 @@ EMU_TEST := $(EMU_DIR)/cuda.test
 test-cuda-emu: $(EMU_LIB)
 	$(GO) vet -tags $(EMU_TAGS) ./engine/cuda
 	$(GO) test -c -asan -tags $(EMU_TAGS) -o $(EMU_TEST) ./engine/cuda
-	cd engine/cuda && ../../$(EMU_TEST) -test.count=1 -test.timeout 20m -test.v | \
-	  awk '/^--- SKIP/ { skip = 1 } /^(--- |PASS|FAIL|ok|cuda emulator)/ { print } END { exit skip }' || \
-	  { echo "test-cuda-emu: a test failed or skipped" >&2; exit 1; }
+	cd engine/cuda && ../../$(EMU_TEST) -test.count=1 -test.timeout 20m -test.v >../../$(EMU_DIR)/test.log 2>&1; \
+	  st=$$?; grep -E '^(--- |PASS|FAIL|ok|cuda emulator)' ../../$(EMU_DIR)/test.log; \
+	  if [ $$st -ne 0 ] || grep -q '^--- SKIP' ../../$(EMU_DIR)/test.log; then \
+	    grep -E 'cir-emu:|ERROR: AddressSanitizer|_test.go:[0-9]+:' ../../$(EMU_DIR)/test.log | head -n 40 >&2; \
+	    echo "test-cuda-emu: a test failed or skipped ($(EMU_DIR)/test.log)" >&2; exit 1; fi
 	EMU_CXX="$(EMU_CXX)" EMU_KFLAGS="$(EMU_KFLAGS)" kernels/emu/mutants.sh $(EMU_TEST)
 
 TEST_DEPS += test-cuda-emu

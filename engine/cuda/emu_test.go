@@ -103,7 +103,8 @@ func emuReport() int {
 		code = 1
 	}
 	if f := flag.Lookup("test.run"); f != nil && f.Value.String() == "" {
-		args := regexp.MustCompile(`\(.*$`) // a symbolized name may carry its parameter list
+		// a symbolized name may carry its return type (templates) and its parameter list
+		args := regexp.MustCompile(`^void |\(.*$`)
 		var got []string
 		for _, k := range kernels {
 			got = append(got, args.ReplaceAllString(k, ""))
