@@ -116,9 +116,12 @@ EMU_HDR    := $(wildcard kernels/emu/*.h) kernels/emu/hooks.syms
 EMU_LIB    := $(EMU_DIR)/libcirkernels_emu.so
 EMU_TAGS   := cuda,cudaemu
 
-.PHONY: kernels-emu test-cuda-emu
+.PHONY: kernels-emu test-cuda-emu cuda-emu-deps
 
 kernels-emu: $(EMU_LIB)
+
+cuda-emu-deps:
+	@$(APT) g++ binutils
 
 $(EMU_DIR)/%.o: kernels/%.cu $(KERNEL_HDR) $(EMU_HDR)
 	@mkdir -p $(dir $@)
@@ -136,7 +139,7 @@ $(EMU_LIB): $(EMU_KOBJ) $(EMU_RT_OBJ)
 # emulator, under AddressSanitizer, none skipped; then the seeded kernel bugs (mutants.sh), each
 # of which a targeted part of the suite must catch.
 EMU_TEST := $(EMU_DIR)/cuda.test
-test-cuda-emu: $(EMU_LIB)
+test-cuda-emu: cuda-emu-deps $(EMU_LIB)
 	$(GO) vet -tags $(EMU_TAGS) ./engine/cuda
 	$(GO) test -c -asan -tags $(EMU_TAGS) -o $(EMU_TEST) ./engine/cuda
 	cd engine/cuda && ../../$(EMU_TEST) -test.count=1 -test.timeout 20m -test.v >../../$(EMU_DIR)/test.log 2>&1; \
