@@ -643,12 +643,6 @@ static void shared_access(Ctx *c, size_t off, size_t n, bool write, void *pc) {
   }
 }
 
-namespace {
-
-bool stream_ok(cudaStream_t s);
-
-}  // namespace
-
 cudaError_t func_set_attribute(const void *fn, int attr, int value) {
   if (attr == cudaFuncAttributeMaxDynamicSharedMemorySize) {
     if (value < 0 || (size_t)value > kSharedOptin) return set_error(cudaErrorInvalidValue);
