@@ -56,11 +56,7 @@ func TestEmulatorFindsBugs(t *testing.T) {
 // reported (the prerequisite of multi-GPU: every op on its own device).
 func TestEmulatorChecksDevices(t *testing.T) {
 	e := newEnv(t, 2)
-	b1, err := New(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b1.Close()
+	b1 := secondGPU(t)
 	x := e.dev(engine.BF16, e.randn(64, 1), 64) // device 0
 	before := emuFindings()
 	b1.Scale(x, 2)

@@ -67,6 +67,21 @@ func gpu(t testing.TB) (*Backend, *cpu.Backend) {
 	return gpuB, cpuB
 }
 
+// secondGPU opens cuda:1 for the test (closed at its end), or skips the test on a machine with
+// one GPU.
+func secondGPU(t *testing.T) *Backend {
+	t.Helper()
+	if n, _ := Available(); n < 2 {
+		t.Skipf("%d GPU(s); the test needs 2", n)
+	}
+	b, err := New(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
 type tol struct{ rel, absRMS float64 }
 
 var (

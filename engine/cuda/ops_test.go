@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"testing"
 
 	"cir/engine"
@@ -410,14 +411,7 @@ func TestNCCLSingleRank(t *testing.T) {
 // the results of the same ops run alone. Needs two GPUs (the emulator has them).
 func TestDevicePerOp(t *testing.T) {
 	e := newEnv(t, 31)
-	if n, _ := Available(); n < 2 {
-		t.Skipf("%d GPU(s); the test needs 2", n)
-	}
-	b1, err := New(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b1.Close()
+	b1 := secondGPU(t)
 	N, C, OC := 37, 72, 90
 	x, w, dy := e.randn(N*C, 1), e.randn(OC*C, 0.1), e.randn(N*OC, 1)
 	run := func(b *Backend, rounds int) ([]float32, error) {
@@ -455,6 +449,22 @@ func TestDevicePerOp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Busy goroutines keep every P taken, so a goroutine coming back from a long cgo call often
+	// continues on another OS thread.
+	stop := make(chan struct{})
+	defer close(stop)
+	for range 4 {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					runtime.Gosched()
+				}
+			}
+		}()
+	}
 	var got [2][]float32
 	var errs [2]error
 	done := make(chan int)
@@ -480,14 +490,7 @@ func TestDevicePerOp(t *testing.T) {
 // place (skips with fewer than two GPUs or without NCCL).
 func TestNCCLTwoRanks(t *testing.T) {
 	e := newEnv(t, 22)
-	if n, _ := Available(); n < 2 {
-		t.Skipf("%d GPU(s); the test needs 2", n)
-	}
-	b1, err := New(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b1.Close()
+	b1 := secondGPU(t)
 	c, err := NewComms([]*Backend{e.g, b1})
 	if err != nil {
 		t.Skipf("NCCL: %v", err)
