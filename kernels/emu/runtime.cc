@@ -190,7 +190,7 @@ struct Region {
 struct Ctx {
   char *arena = nullptr;
   Shadow *shadow = nullptr;
-  size_t dyn = 0, top = 0, static_bytes = 0;
+  size_t top = 0, static_bytes = 0;  // the static variables' layout in the arena
   std::vector<std::pair<const void *, size_t>> sites;
   std::vector<Region> regions;
   std::vector<Fibre> fibres;
@@ -715,7 +715,6 @@ cudaError_t launch(const Launch &l) {
   c->nthreads = (int)threads;
   c->failed = false;
   c->reports = 0;
-  c->dyn = l.smem;
   c->top = (l.smem + kArenaGap + 255) / 256 * 256;
   c->static_bytes = 0;
   c->sites.clear();
@@ -887,11 +886,15 @@ cudaError_t release(void *p, bool host, const char *op) {
   return cudaSuccess;
 }
 
+// foreign reports a copy or memset on a stream that is not a live stream of the current device.
+cudaError_t foreign(const char *op, cudaStream_t s) {
+  report("%s on device %d: the stream (%p) is not a live stream of this device", op, t_device, (void *)s);
+  return set_error(cudaErrorInvalidResourceHandle);
+}
+
 cudaError_t copy(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cudaStream_t s) {
-  if (!stream_ok(s)) return set_error(cudaErrorInvalidResourceHandle);
+  if (!stream_ok(s)) return foreign("cudaMemcpyAsync", s);
   if (n == 0) return cudaSuccess;
-  bool dh = false, sh = false;
-  bool ddev = device_of(dst, n, &dh) >= 0 && !dh, sdev = device_of(src, n, &sh) >= 0 && !sh;
   cudaError_t e = cudaSuccess;
   switch (kind) {
     case cudaMemcpyHostToDevice: e = range("cudaMemcpy (host to device)", dst, n); break;
@@ -904,7 +907,6 @@ cudaError_t copy(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cuda
     case cudaMemcpyDefault: break;
     default: e = cudaErrorInvalidMemcpyDirection;
   }
-  (void)ddev, (void)sdev;
   if (e != cudaSuccess) return set_error(e);
   memmove(dst, src, n);
   return cudaSuccess;
@@ -1017,7 +1019,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcp
 }
 cudaError_t cudaMemset(void *ptr, int value, size_t n) { return cudaMemsetAsync(ptr, value, n, nullptr); }
 cudaError_t cudaMemsetAsync(void *ptr, int value, size_t n, cudaStream_t s) {
-  if (!stream_ok(s)) return set_error(cudaErrorInvalidResourceHandle);
+  if (!stream_ok(s)) return foreign("cudaMemsetAsync", s);
   if (cudaError_t e = range("cudaMemset", ptr, n)) return set_error(e);
   memset(ptr, value, n);
   return cudaSuccess;
