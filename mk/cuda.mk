@@ -69,10 +69,10 @@ TEST_DEPS += test-cuda-build
 # net and os/user are pure Go (no libresolv), and everything is linked against the glibc 2.31
 # sysroot of scripts/gpu/sysroot.sh (Debian 11's packages), so every versioned glibc symbol is
 # its oldest version (`make gpu-bundle GPU_SYSROOT=` links against this machine's glibc
-# instead). libstdc++ and libgcc_s stay shared: the target's own (any of the last ten years
-# has the versions used, in REQUIRES); this machine's newer ones are not checked against the old
-# glibc (--allow-shlib-undefined). COMMIT records what the bundle was built from; run.sh puts it
-# in the report.
+# instead). libstdc++ is linked statically (link_bundle.go, -tags gpubundle); libgcc_s stays
+# shared, the target's own (this machine's newer one is not checked against the old glibc:
+# --allow-shlib-undefined). COMMIT records what the bundle was built from; run.sh puts it in the
+# report.
 BUNDLE_TAGS   := cuda,gpubundle,noblas,netgo,osusergo
 GPU_SYSROOT   ?= kernels/build/sysroot
 CUDART_STATIC := $(firstword $(wildcard $(CUDA_HOME)/lib64/libcudart_static.a \
