@@ -56,8 +56,9 @@ cudaError_t cir_embedding(void *out, int odt, const int32_t *ids, const void *ta
 cudaError_t cir_embedding_backward(float *dtable, const void *dout, int ddt, const int32_t *ids,
                                    int N, int C, int V, cudaStream_t s);
 /* In-place rotate-half RoPE of the first H+Hkv heads of each row of x (N, W), head dim D, by
- * pos (N); sign -1 applies the inverse rotation. Angles in fp64. */
-cudaError_t cir_rope(void *x, int dt, const int32_t *pos, int N, int W, int heads, int D, float theta,
+ * pos (N); sign -1 applies the inverse rotation. Angles in fp64 from log_theta = ln(theta),
+ * computed by the caller (no libm call on the host: the GPU bundle needs an old glibc). */
+cudaError_t cir_rope(void *x, int dt, const int32_t *pos, int N, int W, int heads, int D, double log_theta,
                      float sign, int *err, cudaStream_t s);
 /* out (N,I) = silu(gu[:, :I]) * gu[:, I:], gu (N,2I). */
 cudaError_t cir_swiglu(void *out, const void *gu, int dt, int N, int I, cudaStream_t s);

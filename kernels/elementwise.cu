@@ -140,11 +140,11 @@ __global__ void rope_kernel(void *x, int dt, const int32_t *pos, int N, int W, i
     stf(x, dt, o + half, b * c + a * sn);
   }
 }
-extern "C" cudaError_t cir_rope(void *x, int dt, const int32_t *pos, int N, int W, int heads, int D, float theta,
+extern "C" cudaError_t cir_rope(void *x, int dt, const int32_t *pos, int N, int W, int heads, int D, double log_theta,
                                 float sign, int *err, cudaStream_t s) {
   size_t total = (size_t)N * heads * (D / 2);
   if (total == 0) return cudaSuccess;
-  CIR_LAUNCH(rope_kernel, grid1(total, 256), 256, 0, s, x, dt, pos, N, W, heads, D, log((double)theta), sign, err);
+  CIR_LAUNCH(rope_kernel, grid1(total, 256), 256, 0, s, x, dt, pos, N, W, heads, D, log_theta, sign, err);
   CIR_LAUNCHED();
 }
 

@@ -333,7 +333,7 @@ func (b *Backend) rope(op string, qkv, pos engine.Tensor, h engine.Heads, theta,
 	x := fptr(op, "qkv", qkv, N*W)
 	p := ptr(op, "pos", pos, N, engine.I32)
 	defer b.enter()()
-	b.checkErr(op, C.cir_rope(x, dt(qkv), (*C.int32_t)(p), C.int(N), C.int(W), C.int(h.Q+h.KV), C.int(h.D), C.float(theta), C.float(sign), b.errFlag, b.s()))
+	b.checkErr(op, C.cir_rope(x, dt(qkv), (*C.int32_t)(p), C.int(N), C.int(W), C.int(h.Q+h.KV), C.int(h.D), C.double(math.Log(float64(theta))), C.float(sign), b.errFlag, b.s()))
 }
 
 // RoPE rotates the q and k heads of qkv in place (HF rotate-half; angles in fp64). A negative
