@@ -144,7 +144,7 @@ test-cuda-emu: cuda-emu-deps $(EMU_LIB)
 	$(GO) test -c -asan -tags $(EMU_TAGS) -o $(EMU_TEST) ./engine/cuda
 	cd engine/cuda && ../../$(EMU_TEST) -test.count=1 -test.timeout 20m -test.v >../../$(EMU_DIR)/test.log 2>&1; \
 	  st=$$?; grep -E '^(--- |PASS|FAIL|ok|cuda emulator)' ../../$(EMU_DIR)/test.log; \
-	  if [ $$st -ne 0 ] || grep -q '^--- SKIP' ../../$(EMU_DIR)/test.log; then \
+	  if [ $$st -ne 0 ] || grep -qE '^ *--- SKIP' ../../$(EMU_DIR)/test.log; then \
 	    grep -E 'cir-emu:|ERROR: AddressSanitizer|_test.go:[0-9]+:' ../../$(EMU_DIR)/test.log | head -n 40 >&2; \
 	    echo "test-cuda-emu: a test failed or skipped ($(EMU_DIR)/test.log)" >&2; exit 1; fi
 	EMU_CXX="$(EMU_CXX)" EMU_KFLAGS="$(EMU_KFLAGS)" kernels/emu/mutants.sh $(EMU_TEST)
