@@ -48,6 +48,8 @@ constexpr size_t kSharedOptin = 232448;              // sm_90: 227 KiB per block
 constexpr size_t kArenaGap = 64;                     // poisoned bytes between shared variables
 constexpr size_t kArenaCap = kSharedOptin + kStaticSharedMax + 16 * kArenaGap;
 constexpr size_t kStackBytes = 256 * 1024;  // per fibre (AddressSanitizer's reports run on it)
+constexpr size_t kPage = 4096;
+constexpr int kMaxThreads = 1024;
 constexpr int kReportsPerLaunch = 4;
 
 struct Alloc {
@@ -164,7 +166,6 @@ enum State { kRun, kBarrier, kWarp, kDone };
 struct Fibre {
   void *sp = nullptr;
   char *stack = nullptr;  // usable [stack, stack + kStackBytes); a guard page below
-  void *fake = nullptr;
   State state = kDone;
   uint3 tid{};
   int lin = 0;
@@ -195,7 +196,12 @@ struct Ctx {
   std::vector<Region> regions;
   std::vector<Fibre> fibres;
   void *sched_sp = nullptr;
-  void *sched_fake = nullptr;
+  // AddressSanitizer is told of two stacks only: the scheduler's (the launching thread's) and
+  // one region holding every fibre's stack; a switch between two fibres is not a switch of
+  // stacks to it, which saves its bookkeeping on the most frequent switch.
+  char *region = nullptr;
+  size_t region_size = 0;
+  void *sched_fake = nullptr, *fibre_fake = nullptr;
   bool from_sched = false;  // the fibre being entered comes from the scheduler's stack
   const void *prev_lo = nullptr;
   size_t prev_size = 0;
@@ -299,18 +305,22 @@ Fibre *next_runnable(Ctx *c, Fibre *f) {
   return nullptr;
 }
 
-// leave switches from fibre f (fake: where ASan keeps its fake stack, null when f has ended) to
-// the next runnable fibre of the round, or back to the scheduler at the end of the round.
-void leave(Ctx *c, Fibre *f, void **fake) {
+// leave switches from fibre f to the next runnable fibre of the round (on the same stack region
+// for ASan), or back to the scheduler at the end of the round.
+void leave(Ctx *c, Fibre *f) {
   if (Fibre *g = next_runnable(c, f)) {
     c->cur = g;
     t_threadIdx = g->tid;
     c->from_sched = false;
-    start_switch(fake, g->stack, kStackBytes);
     cir_emu_swap(&f->sp, g->sp);
   } else {
-    start_switch(fake, c->sched_lo, c->sched_size);
+    start_switch(&c->fibre_fake, c->sched_lo, c->sched_size);
     cir_emu_swap(&f->sp, c->sched_sp);
+  }
+  // resumed: by the scheduler (from its stack) or by another fibre (same region)
+  if (c->from_sched) {
+    c->from_sched = false;
+    finish_switch(c->fibre_fake, nullptr, nullptr);
   }
 }
 }  // namespace
@@ -320,11 +330,14 @@ extern "C" void cir_emu_fibre_main(Fibre *f) {
   // (no local of this frame may be addressable: the frame never returns, so ASan would keep
   // red zones around it poisoned on the reused stack)
   Ctx *c = t_ctx;
-  finish_switch(nullptr, &c->prev_lo, &c->prev_size);
-  if (c->from_sched) c->sched_lo = c->prev_lo, c->sched_size = c->prev_size;
+  if (c->from_sched) {
+    c->from_sched = false;
+    finish_switch(c->fibre_fake, &c->prev_lo, &c->prev_size);
+    c->sched_lo = c->prev_lo, c->sched_size = c->prev_size;
+  }
   c->launch->run(c->launch->call);
   f->state = kDone;
-  leave(c, f, nullptr);
+  leave(c, f);
   __builtin_unreachable();
 }
 
@@ -332,17 +345,19 @@ namespace cir_emu {
 namespace {
 
 void init_fibre(Ctx *c, Fibre *f) {
-  if (!f->stack) {
-    size_t page = 4096;
-    char *m = (char *)mmap(nullptr, kStackBytes + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+  if (!c->region) {
+    c->region_size = (size_t)kMaxThreads * (kStackBytes + kPage);
+    char *m = (char *)mmap(nullptr, c->region_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                            -1, 0);
     if (m == MAP_FAILED) {
-      perror("cir-emu: fibre stack");
+      perror("cir-emu: fibre stacks");
       abort();
     }
-    mprotect(m, page, PROT_NONE);  // overflow faults instead of corrupting the next stack
-    f->stack = m + page;
+    for (int i = 0; i < kMaxThreads; i++)  // overflow faults instead of corrupting the next stack
+      mprotect(m + (size_t)i * (kStackBytes + kPage), kPage, PROT_NONE);
+    c->region = m;
   }
+  if (!f->stack) f->stack = c->region + (size_t)f->lin * (kStackBytes + kPage) + kPage;
   uintptr_t top = ((uintptr_t)f->stack + kStackBytes) & ~(uintptr_t)15;
 #if CIR_EMU_ASAN
   ASAN_UNPOISON_MEMORY_REGION((void *)(top - 4096), 4096);  // the frame of the fibre's last run
@@ -354,22 +369,18 @@ void init_fibre(Ctx *c, Fibre *f) {
   sp[5] = (uint64_t)f;                         // rbx: the argument of cir_emu_fibre_main
   sp[7] = (uint64_t)&cir_emu_trampoline;       // the return address of the first switch
   f->sp = sp;
-  f->fake = nullptr;
 }
 
 void run_fibre(Ctx *c, Fibre *f) {
   c->cur = f;
   t_threadIdx = f->tid;
   c->from_sched = true;
-  start_switch(&c->sched_fake, f->stack, kStackBytes);
+  start_switch(&c->sched_fake, c->region, c->region_size);
   cir_emu_swap(&c->sched_sp, f->sp);
   finish_switch(c->sched_fake, nullptr, nullptr);
 }
 
-void yield(Ctx *c, Fibre *f) {
-  leave(c, f, &f->fake);
-  finish_switch(f->fake, nullptr, nullptr);
-}
+void yield(Ctx *c, Fibre *f) { leave(c, f); }
 
 Ctx *running(const char *what) {
   Ctx *c = t_ctx;
@@ -471,9 +482,9 @@ bool run_block(Ctx *c) {
   c->block_epoch = c->epoch;
   for (int i = 0; i < n; i++) {
     Fibre &f = c->fibres[i];
+    f.lin = i;
     init_fibre(c, &f);
     f.state = kRun;
-    f.lin = i;
     f.tid = uint3{(unsigned)i % bd.x, (unsigned)i / bd.x % bd.y, (unsigned)i / (bd.x * bd.y)};
   }
   for (;;) {
