@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mutants.sh: seeded bugs in the kernels, each of which the emulated engine/cuda suite must catch
-# (make test-cuda-emu runs it). A mutant is one edit of one kernel source (an operator flipped, a
-# bound off by one, a barrier removed, a shared-memory write dropped); it is compiled like the
+# (make test-cuda-emu runs it). A mutant is one edit of one kernel source (a bound off by one, a
+# barrier removed, a sign or a constant changed; the list below); it is compiled like the
 # real kernels into a copy of the emulator's library, which the already linked test binary
 # loads in place of the real one (LD_LIBRARY_PATH), and the tests named with it must fail.
 #
@@ -10,7 +10,6 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 : "${EMU_CXX:=g++}" "${EMU_KFLAGS:?EMU_KFLAGS from mk/cuda.mk}"
-lib=$root/kernels/build/emu/libcirkernels_emu.so
 objs=$root/kernels/build/emu
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
