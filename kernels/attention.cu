@@ -29,7 +29,7 @@ template <int DP>
 __global__ void __launch_bounds__(128) attn_fwd_kernel(bf16 *out, float *lse, const bf16 *qkv,
                                                        const int32_t *starts, int H, int Hkv, int D,
                                                        float scale) {
-  extern __shared__ float smem[];
+  CIR_DYNAMIC_SHARED(float, smem);
   const int b = blockIdx.z, h = blockIdx.y;
   const int s0 = starts[b], L = starts[b + 1] - s0;
   const int q0 = blockIdx.x * ATT_BQ;
@@ -147,7 +147,7 @@ __global__ void __launch_bounds__(128) attn_bwd_dq_kernel(bf16 *dqkv, const bf16
                                                           const float *dvec, const bf16 *qkv,
                                                           const int32_t *starts, int H, int Hkv, int D,
                                                           float scale) {
-  extern __shared__ float smem[];
+  CIR_DYNAMIC_SHARED(float, smem);
   const int b = blockIdx.z, h = blockIdx.y;
   const int s0 = starts[b], L = starts[b + 1] - s0;
   const int q0 = blockIdx.x * ATT_BQ;
@@ -247,7 +247,7 @@ __global__ void __launch_bounds__(128) attn_bwd_dkv_kernel(bf16 *dqkv, const bf1
                                                            const float *dvec, const bf16 *qkv,
                                                            const int32_t *starts, int H, int Hkv, int D,
                                                            float scale) {
-  extern __shared__ float smem[];
+  CIR_DYNAMIC_SHARED(float, smem);
   const int b = blockIdx.z, kvh = blockIdx.y;
   const int s0 = starts[b], L = starts[b + 1] - s0;
   const int k0 = blockIdx.x * ATT_BQ;
@@ -357,7 +357,7 @@ static cudaError_t launch_fwd(bf16 *out, float *lse, const bf16 *qkv, const int3
   cudaError_t e = allow_smem(attn_fwd_kernel<DP>, smem);
   if (e != cudaSuccess) return e;
   dim3 grid((maxLen + ATT_BQ - 1) / ATT_BQ, H, B);
-  attn_fwd_kernel<DP><<<grid, 128, smem, s>>>(out, lse, qkv, starts, H, Hkv, D, (float)(1.0 / sqrt((double)D)));
+  CIR_LAUNCH(attn_fwd_kernel<DP>, grid, 128, smem, s, out, lse, qkv, starts, H, Hkv, D, (float)(1.0 / sqrt((double)D)));
   CIR_LAUNCHED();
 }
 
@@ -384,9 +384,9 @@ static cudaError_t launch_bwd(bf16 *dqkv, const bf16 *dout, const float *lse, co
   if (e == cudaSuccess) e = allow_smem(attn_bwd_dkv_kernel<DP>, smem_k);
   if (e != cudaSuccess) return e;
   int tiles = (maxLen + ATT_BQ - 1) / ATT_BQ;
-  attn_bwd_dq_kernel<DP><<<dim3(tiles, H, B), 128, smem_q, s>>>(dqkv, dout, lse, dvec, qkv, starts, H, Hkv, D,
+  CIR_LAUNCH(attn_bwd_dq_kernel<DP>, dim3(tiles, H, B), 128, smem_q, s, dqkv, dout, lse, dvec, qkv, starts, H, Hkv, D,
                                                                scale);
-  attn_bwd_dkv_kernel<DP><<<dim3(tiles, Hkv, B), 128, smem_k, s>>>(dqkv, dout, lse, dvec, qkv, starts, H, Hkv,
+  CIR_LAUNCH(attn_bwd_dkv_kernel<DP>, dim3(tiles, Hkv, B), 128, smem_k, s, dqkv, dout, lse, dvec, qkv, starts, H, Hkv,
                                                                   D, scale);
   CIR_LAUNCHED();
 }
@@ -396,7 +396,7 @@ extern "C" cudaError_t cir_attention_backward(cir_bf16 *dqkv, const cir_bf16 *do
                                                 int N, int B, int maxLen, int H, int Hkv, int D, float *dscratch,
                                                 cudaStream_t s) {
   if (N == 0 || B == 0 || maxLen == 0) return cudaSuccess;
-  attn_dvec_kernel<<<grid1((size_t)N * H, 4), 128, 0, s>>>(dscratch, (const bf16 *)dout, (const bf16 *)out, N, H,
+  CIR_LAUNCH(attn_dvec_kernel, grid1((size_t)N * H, 4), 128, 0, s, dscratch, (const bf16 *)dout, (const bf16 *)out, N, H,
                                                            D);
   bf16 *dx = (bf16 *)dqkv;
   const bf16 *dy = (const bf16 *)dout, *x = (const bf16 *)qkv;
@@ -423,7 +423,7 @@ __global__ void __launch_bounds__(128) attn_kv_kernel(float *part, const bf16 *q
                                                       const bf16 *vc, const int32_t *slot, const int32_t *pos,
                                                       int H, int Hkv, int D, int S, int T, int nsplit, int chunk,
                                                       float scale, int *err) {
-  extern __shared__ float smem[];
+  CIR_DYNAMIC_SHARED(float, smem);
   const int n = blockIdx.x, kvh = blockIdx.y, sp = blockIdx.z;
   const int G = H / Hkv, W = (H + 2 * Hkv) * D;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -563,9 +563,9 @@ static cudaError_t launch_kv(bf16 *out, const bf16 *qkv, const bf16 *kc, const b
   size_t smem = (size_t)(5 * G * D + 8 * KV_MAXG) * sizeof(float);
   cudaError_t e = allow_smem(attn_kv_kernel<DP>, smem);
   if (e != cudaSuccess) return e;
-  attn_kv_kernel<DP><<<dim3(N, Hkv, nsplit), 128, smem, s>>>(scratch, qkv, kc, vc, slot, pos, H, Hkv, D, S, T,
+  CIR_LAUNCH(attn_kv_kernel<DP>, dim3(N, Hkv, nsplit), 128, smem, s, scratch, qkv, kc, vc, slot, pos, H, Hkv, D, S, T,
                                                              nsplit, chunk, (float)(1.0 / sqrt((double)D)), err);
-  attn_kv_combine_kernel<<<N * H, 128, 0, s>>>(out, scratch, H, D, nsplit);
+  CIR_LAUNCH(attn_kv_combine_kernel, N * H, 128, 0, s, out, scratch, H, D, nsplit);
   CIR_LAUNCHED();
 }
 

@@ -56,8 +56,9 @@ cudaError_t cir_embedding(void *out, int odt, const int32_t *ids, const void *ta
 cudaError_t cir_embedding_backward(float *dtable, const void *dout, int ddt, const int32_t *ids,
                                    int N, int C, int V, cudaStream_t s);
 /* In-place rotate-half RoPE of the first H+Hkv heads of each row of x (N, W), head dim D, by
- * pos (N); sign -1 applies the inverse rotation. Angles in fp64. */
-cudaError_t cir_rope(void *x, int dt, const int32_t *pos, int N, int W, int heads, int D, float theta,
+ * pos (N); sign -1 applies the inverse rotation. Angles in fp64 from log_theta = ln(theta),
+ * computed by the caller (no libm call on the host: the GPU bundle needs an old glibc). */
+cudaError_t cir_rope(void *x, int dt, const int32_t *pos, int N, int W, int heads, int D, double log_theta,
                      float sign, int *err, cudaStream_t s);
 /* out (N,I) = silu(gu[:, :I]) * gu[:, I:], gu (N,2I). */
 cudaError_t cir_swiglu(void *out, const void *gu, int dt, int N, int I, cudaStream_t s);
@@ -109,8 +110,9 @@ cudaError_t cir_attention_kv(cir_bf16 *out, const cir_bf16 *qkv, const cir_bf16 
  * F32, one pass (online max/sum). A target outside [0,V) gives logp 0 and CIR_ERR_TARGET. */
 cudaError_t cir_cross_entropy(float *logp, float *lse, float *ent, const void *logits, int dt,
                               const int32_t *targets, int N, int V, int *err, cudaStream_t s);
-/* dlogits (N,V) = dlogp[n]·(onehot(target) − exp(logits − lse)); may alias logits. */
-cudaError_t cir_cross_entropy_backward(void *dlogits, const float *dlogp, const void *logits, int dt,
+/* dlogits (N,V, type ddt) = dlogp[n]·(onehot(target) − exp(logits − lse)); may alias logits
+ * when ddt == dt. */
+cudaError_t cir_cross_entropy_backward(void *dlogits, int ddt, const float *dlogp, const void *logits, int dt,
                                        const float *lse, const int32_t *targets, int N, int V,
                                        cudaStream_t s);
 /* ids (B) and logp (B, under the unscaled softmax) from logits (B,V) and uniforms u (B).

@@ -10,6 +10,17 @@
 
 typedef __nv_bfloat16 bf16;
 
+// The launch and the shared-memory declarations, written so that the same source compiles
+// under nvcc and under the CPU emulator of kernels/emu (whose cuda_runtime.h defines them with
+// per-block shared memory and fibres): CIR_LAUNCH(k, grid, block, smem, stream, args...) is
+// k<<<grid, block, smem, stream>>>(args...); CIR_SHARED(T, name, dims) is
+// `__shared__ T name dims`; CIR_DYNAMIC_SHARED(T, name) is `extern __shared__ T name[]`.
+#ifndef CIR_CUDA_EMU
+#define CIR_LAUNCH(kernel, grid, block, smem, stream, ...) kernel<<<grid, block, smem, stream>>>(__VA_ARGS__)
+#define CIR_SHARED(T, name, dims) __shared__ T name dims
+#define CIR_DYNAMIC_SHARED(T, name) extern __shared__ T name[]
+#endif
+
 // ldf loads element i of a float tensor of type dt as fp32.
 __device__ __forceinline__ float ldf(const void *p, int dt, size_t i) {
   if (dt == CIR_BF16) return __bfloat162float(((const bf16 *)p)[i]);

@@ -8,7 +8,7 @@ __global__ void convert_kernel(void *dst, int ddt, const void *src, int sdt, siz
 }
 extern "C" cudaError_t cir_convert(void *dst, int ddt, const void *src, int sdt, size_t n, cudaStream_t s) {
   if (n == 0) return cudaSuccess;
-  convert_kernel<<<grid1(n, 256), 256, 0, s>>>(dst, ddt, src, sdt, n);
+  CIR_LAUNCH(convert_kernel, grid1(n, 256), 256, 0, s, dst, ddt, src, sdt, n);
   CIR_LAUNCHED();
 }
 
@@ -19,7 +19,7 @@ __global__ void scale_kernel(void *x, int dt, size_t n, float a) {
 }
 extern "C" cudaError_t cir_scale(void *x, int dt, size_t n, float a, cudaStream_t s) {
   if (n == 0) return cudaSuccess;
-  scale_kernel<<<grid1(n, 256), 256, 0, s>>>(x, dt, n, a);
+  CIR_LAUNCH(scale_kernel, grid1(n, 256), 256, 0, s, x, dt, n, a);
   CIR_LAUNCHED();
 }
 
@@ -30,14 +30,14 @@ __global__ void add_kernel(void *out, const void *a, const void *b, int dt, size
 }
 extern "C" cudaError_t cir_add(void *out, const void *a, const void *b, int dt, size_t n, cudaStream_t s) {
   if (n == 0) return cudaSuccess;
-  add_kernel<<<grid1(n, 256), 256, 0, s>>>(out, a, b, dt, n);
+  CIR_LAUNCH(add_kernel, grid1(n, 256), 256, 0, s, out, a, b, dt, n);
   CIR_LAUNCHED();
 }
 
 // sumsq_partial: grid of exactly CIR_SUMSQ_BLOCKS blocks × 256; partial[block] = Σ x² over the
 // block's grid-stride share, in fp64.
 __global__ void sumsq_partial_kernel(double *partial, const void *x, int dt, size_t n) {
-  __shared__ double sh[8];
+  CIR_SHARED(double, sh, [8]);
   double acc = 0;
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
     double v = ldf(x, dt, i);
@@ -60,8 +60,8 @@ __global__ void sumsq_final_kernel(double *out, const double *partial) {
   if (threadIdx.x == 0) *out = acc;
 }
 extern "C" cudaError_t cir_sumsq(double *out, double *partial, const void *x, int dt, size_t n, cudaStream_t s) {
-  sumsq_partial_kernel<<<CIR_SUMSQ_BLOCKS, 256, 0, s>>>(partial, x, dt, n);
-  sumsq_final_kernel<<<1, 32, 0, s>>>(out, partial);
+  CIR_LAUNCH(sumsq_partial_kernel, CIR_SUMSQ_BLOCKS, 256, 0, s, partial, x, dt, n);
+  CIR_LAUNCH(sumsq_final_kernel, 1, 32, 0, s, out, partial);
   CIR_LAUNCHED();
 }
 
@@ -78,7 +78,7 @@ __global__ void embedding_kernel(void *out, int odt, const int32_t *ids, const v
 extern "C" cudaError_t cir_embedding(void *out, int odt, const int32_t *ids, const void *table, int tdt, int N,
                                      int C, int V, int *err, cudaStream_t s) {
   if (N == 0) return cudaSuccess;
-  embedding_kernel<<<N, 256, 0, s>>>(out, odt, ids, table, tdt, C, V, err);
+  CIR_LAUNCH(embedding_kernel, N, 256, 0, s, out, odt, ids, table, tdt, C, V, err);
   CIR_LAUNCHED();
 }
 
@@ -89,7 +89,7 @@ extern "C" cudaError_t cir_embedding(void *out, int odt, const int32_t *ids, con
 #define EMB_TILE 1024
 __global__ void embedding_backward_kernel(float *dtable, const void *dout, int ddt, const int32_t *ids, int N,
                                           int C, int V) {
-  __shared__ int32_t sid[EMB_TILE];
+  CIR_SHARED(int32_t, sid, [EMB_TILE]);
   int c = blockIdx.x * blockDim.x + threadIdx.x;
   int bucket = blockIdx.y;
   for (int t0 = 0; t0 < N; t0 += EMB_TILE) {
@@ -110,7 +110,7 @@ extern "C" cudaError_t cir_embedding_backward(float *dtable, const void *dout, i
                                               int C, int V, cudaStream_t s) {
   if (N == 0 || C == 0) return cudaSuccess;
   dim3 grid((C + 127) / 128, EMB_BUCKETS);
-  embedding_backward_kernel<<<grid, 128, 0, s>>>(dtable, dout, ddt, ids, N, C, V);
+  CIR_LAUNCH(embedding_backward_kernel, grid, 128, 0, s, dtable, dout, ddt, ids, N, C, V);
   CIR_LAUNCHED();
 }
 
@@ -140,11 +140,11 @@ __global__ void rope_kernel(void *x, int dt, const int32_t *pos, int N, int W, i
     stf(x, dt, o + half, b * c + a * sn);
   }
 }
-extern "C" cudaError_t cir_rope(void *x, int dt, const int32_t *pos, int N, int W, int heads, int D, float theta,
+extern "C" cudaError_t cir_rope(void *x, int dt, const int32_t *pos, int N, int W, int heads, int D, double log_theta,
                                 float sign, int *err, cudaStream_t s) {
   size_t total = (size_t)N * heads * (D / 2);
   if (total == 0) return cudaSuccess;
-  rope_kernel<<<grid1(total, 256), 256, 0, s>>>(x, dt, pos, N, W, heads, D, log((double)theta), sign, err);
+  CIR_LAUNCH(rope_kernel, grid1(total, 256), 256, 0, s, x, dt, pos, N, W, heads, D, log_theta, sign, err);
   CIR_LAUNCHED();
 }
 
@@ -162,7 +162,7 @@ __global__ void swiglu_kernel(void *out, const void *gu, int dt, int N, int I) {
 extern "C" cudaError_t cir_swiglu(void *out, const void *gu, int dt, int N, int I, cudaStream_t s) {
   size_t total = (size_t)N * I;
   if (total == 0) return cudaSuccess;
-  swiglu_kernel<<<grid1(total, 256), 256, 0, s>>>(out, gu, dt, N, I);
+  CIR_LAUNCH(swiglu_kernel, grid1(total, 256), 256, 0, s, out, gu, dt, N, I);
   CIR_LAUNCHED();
 }
 
@@ -182,7 +182,7 @@ extern "C" cudaError_t cir_swiglu_backward(void *dgu, const void *dout, const vo
                                            cudaStream_t s) {
   size_t total = (size_t)N * I;
   if (total == 0) return cudaSuccess;
-  swiglu_backward_kernel<<<grid1(total, 256), 256, 0, s>>>(dgu, dout, gu, dt, N, I);
+  CIR_LAUNCH(swiglu_backward_kernel, grid1(total, 256), 256, 0, s, dgu, dout, gu, dt, N, I);
   CIR_LAUNCHED();
 }
 
@@ -195,14 +195,14 @@ __global__ void bias_add_kernel(void *out, int odt, const void *bias, int bdt, i
 extern "C" cudaError_t cir_bias_add(void *out, int odt, const void *bias, int bdt, int N, int OC, cudaStream_t s) {
   size_t total = (size_t)N * OC;
   if (total == 0) return cudaSuccess;
-  bias_add_kernel<<<grid1(total, 256), 256, 0, s>>>(out, odt, bias, bdt, N, OC);
+  CIR_LAUNCH(bias_add_kernel, grid1(total, 256), 256, 0, s, out, odt, bias, bdt, N, OC);
   CIR_LAUNCHED();
 }
 
 // bias_backward: grid ceil(OC/32), block (32, 8). Column blockIdx.x*32+tx, rows strided by 8;
 // the 8 partial sums are added in a fixed order.
 __global__ void bias_backward_kernel(float *dbias, const void *dout, int ddt, int N, int OC) {
-  __shared__ float sh[8][33];
+  CIR_SHARED(float, sh, [8][33]);
   int c = blockIdx.x * 32 + threadIdx.x;
   float acc = 0.f;
   if (c < OC)
@@ -217,7 +217,7 @@ __global__ void bias_backward_kernel(float *dbias, const void *dout, int ddt, in
 }
 extern "C" cudaError_t cir_bias_backward(float *dbias, const void *dout, int ddt, int N, int OC, cudaStream_t s) {
   if (OC == 0) return cudaSuccess;
-  bias_backward_kernel<<<(OC + 31) / 32, dim3(32, 8), 0, s>>>(dbias, dout, ddt, N, OC);
+  CIR_LAUNCH(bias_backward_kernel, (OC + 31) / 32, dim3(32, 8), 0, s, dbias, dout, ddt, N, OC);
   CIR_LAUNCHED();
 }
 
@@ -242,6 +242,6 @@ extern "C" cudaError_t cir_kv_store(void *kc, void *vc, const void *qkv, int dt,
                                     const int32_t *pos, int N, int H, int Hkv, int D, int S, int T, int *err,
                                     cudaStream_t s) {
   if (N == 0) return cudaSuccess;
-  kv_store_kernel<<<N, 128, 0, s>>>(kc, vc, qkv, dt, slot, pos, H, Hkv, D, S, T, err);
+  CIR_LAUNCH(kv_store_kernel, N, 128, 0, s, kc, vc, qkv, dt, slot, pos, H, Hkv, D, S, T, err);
   CIR_LAUNCHED();
 }

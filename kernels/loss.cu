@@ -17,7 +17,7 @@ __device__ __forceinline__ Online merge(Online a, Online b) {
 // cross_entropy: grid (N), block 256; one row of V logits per block, read once.
 __global__ void cross_entropy_kernel(float *logp, float *lse, float *ent, const void *logits, int dt,
                                      const int32_t *targets, int V, int *err) {
-  __shared__ Online sh[32];
+  CIR_SHARED(Online, sh, [32]);
   const size_t row = (size_t)blockIdx.x * V;
   Online st = {-INFINITY, 0.f, 0.f};
   for (int j = threadIdx.x; j < V; j += blockDim.x) {
@@ -59,27 +59,28 @@ __global__ void cross_entropy_kernel(float *logp, float *lse, float *ent, const 
 extern "C" cudaError_t cir_cross_entropy(float *logp, float *lse, float *ent, const void *logits, int dt,
                                          const int32_t *targets, int N, int V, int *err, cudaStream_t s) {
   if (N == 0) return cudaSuccess;
-  cross_entropy_kernel<<<N, 256, 0, s>>>(logp, lse, ent, logits, dt, targets, V, err);
+  CIR_LAUNCH(cross_entropy_kernel, N, 256, 0, s, logp, lse, ent, logits, dt, targets, V, err);
   CIR_LAUNCHED();
 }
 
 // cross_entropy_backward: grid (N), block 256. Each element is read then written by one thread,
-// so dlogits may be the logits buffer itself.
-__global__ void cross_entropy_backward_kernel(void *dlogits, const float *dlogp, const void *logits, int dt,
+// so dlogits may be the logits buffer itself (same type). The logits are F32 in the model
+// (precision of the softmax), dlogits BF16 (the operand of the LM head's backward GEMM).
+__global__ void cross_entropy_backward_kernel(void *dlogits, int ddt, const float *dlogp, const void *logits, int dt,
                                               const float *lse, const int32_t *targets, int V) {
   const size_t row = (size_t)blockIdx.x * V;
   const float g = dlogp[blockIdx.x], l = lse[blockIdx.x];
   const int tg = targets[blockIdx.x];
   for (int j = threadIdx.x; j < V; j += blockDim.x) {
     float p = __expf(ldf(logits, dt, row + j) - l);
-    stf(dlogits, dt, row + j, g * ((j == tg ? 1.f : 0.f) - p));
+    stf(dlogits, ddt, row + j, g * ((j == tg ? 1.f : 0.f) - p));
   }
 }
-extern "C" cudaError_t cir_cross_entropy_backward(void *dlogits, const float *dlogp, const void *logits, int dt,
+extern "C" cudaError_t cir_cross_entropy_backward(void *dlogits, int ddt, const float *dlogp, const void *logits, int dt,
                                                   const float *lse, const int32_t *targets, int N, int V,
                                                   cudaStream_t s) {
   if (N == 0) return cudaSuccess;
-  cross_entropy_backward_kernel<<<N, 256, 0, s>>>(dlogits, dlogp, logits, dt, lse, targets, V);
+  CIR_LAUNCH(cross_entropy_backward_kernel, N, 256, 0, s, dlogits, ddt, dlogp, logits, dt, lse, targets, V);
   CIR_LAUNCHED();
 }
 
@@ -117,7 +118,7 @@ struct SampleShared {
 __global__ void __launch_bounds__(SMP_THREADS) sample_kernel(int32_t *ids, float *logp, const void *logits, int dt,
                                                              const float *u, int V, float T, float top_p,
                                                              int top_k) {
-  __shared__ SampleShared sh;
+  CIR_SHARED(SampleShared, sh, );
   const size_t row = (size_t)blockIdx.x * V;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   // max with the lowest argmax.
@@ -132,8 +133,8 @@ __global__ void __launch_bounds__(SMP_THREADS) sample_kernel(int32_t *ids, float
     int oi = __shfl_xor_sync(0xffffffffu, bi, o);
     if (om > bm || (om == bm && oi < bi)) bm = om, bi = oi;
   }
-  __shared__ float wm[32];
-  __shared__ int wi[32];
+  CIR_SHARED(float, wm, [32]);
+  CIR_SHARED(int, wi, [32]);
   if (lane == 0) wm[warp] = bm, wi[warp] = bi;
   __syncthreads();
   if (tid == 0) {
@@ -339,6 +340,6 @@ __global__ void __launch_bounds__(SMP_THREADS) sample_kernel(int32_t *ids, float
 extern "C" cudaError_t cir_sample(int32_t *ids, float *logp, const void *logits, int dt, const float *u, int B,
                                   int V, float temperature, float top_p, int top_k, cudaStream_t s) {
   if (B == 0) return cudaSuccess;
-  sample_kernel<<<B, SMP_THREADS, 0, s>>>(ids, logp, logits, dt, u, V, temperature, top_p, top_k);
+  CIR_LAUNCH(sample_kernel, B, SMP_THREADS, 0, s, ids, logp, logits, dt, u, V, temperature, top_p, top_k);
   CIR_LAUNCHED();
 }

@@ -6,7 +6,7 @@
 // value so that the backward sees exactly what the forward normalised.
 __global__ void rmsnorm_kernel(void *res, void *out, float *rstd, const void *a, const void *b, const void *w,
                                int dt, int wdt, int C, float eps) {
-  __shared__ float sh[32];
+  CIR_SHARED(float, sh, [32]);
   size_t row = (size_t)blockIdx.x * C;
   const void *x = a;
   if (b != nullptr) {
@@ -29,7 +29,7 @@ __global__ void rmsnorm_kernel(void *res, void *out, float *rstd, const void *a,
 extern "C" cudaError_t cir_rmsnorm(void *res, void *out, float *rstd, const void *a, const void *b, const void *w,
                                    int dt, int wdt, int N, int C, float eps, cudaStream_t s) {
   if (N == 0) return cudaSuccess;
-  rmsnorm_kernel<<<N, 256, 0, s>>>(res, out, rstd, a, b, w, dt, wdt, C, eps);
+  CIR_LAUNCH(rmsnorm_kernel, N, 256, 0, s, res, out, rstd, a, b, w, dt, wdt, C, eps);
   CIR_LAUNCHED();
 }
 
@@ -37,7 +37,7 @@ extern "C" cudaError_t cir_rmsnorm(void *res, void *out, float *rstd, const void
 // din[n,c] += dy·w·r − x·(Σ_c dy·w·x)·r³/C.
 __global__ void rmsnorm_backward_din_kernel(void *din, const void *dout, const void *in, const void *w,
                                             const float *rstd, int dt, int wdt, int C) {
-  __shared__ float sh[32];
+  CIR_SHARED(float, sh, [32]);
   size_t row = (size_t)blockIdx.x * C;
   float r = rstd[blockIdx.x];
   float dot = 0.f;
@@ -57,7 +57,7 @@ __global__ void rmsnorm_backward_din_kernel(void *din, const void *dout, const v
 // rmsnorm_backward_dw_partial: grid (ceil(C/32), RMS_RB), block (32, 8).
 __global__ void rmsnorm_backward_dw_partial_kernel(float *partial, const void *dout, const void *in,
                                                    const float *rstd, int dt, int N, int C) {
-  __shared__ float sh[8][33];
+  CIR_SHARED(float, sh, [8][33]);
   int c = blockIdx.x * 32 + threadIdx.x;
   int per = (N + RMS_RB - 1) / RMS_RB;
   int n0 = blockIdx.y * per, n1 = min(N, n0 + per);
@@ -88,9 +88,9 @@ extern "C" cudaError_t cir_rmsnorm_backward(void *din, float *dw, const void *do
                                             const float *rstd, int dt, int wdt, int N, int C, float *partial,
                                             cudaStream_t s) {
   if (N == 0 || C == 0) return cudaSuccess;
-  rmsnorm_backward_din_kernel<<<N, 256, 0, s>>>(din, dout, in, w, rstd, dt, wdt, C);
-  rmsnorm_backward_dw_partial_kernel<<<dim3((C + 31) / 32, RMS_RB), dim3(32, 8), 0, s>>>(partial, dout, in, rstd,
+  CIR_LAUNCH(rmsnorm_backward_din_kernel, N, 256, 0, s, din, dout, in, w, rstd, dt, wdt, C);
+  CIR_LAUNCH(rmsnorm_backward_dw_partial_kernel, dim3((C + 31) / 32, RMS_RB), dim3(32, 8), 0, s, partial, dout, in, rstd,
                                                                                         dt, N, C);
-  rmsnorm_backward_dw_final_kernel<<<grid1(C, 256), 256, 0, s>>>(dw, partial, C);
+  CIR_LAUNCH(rmsnorm_backward_dw_final_kernel, grid1(C, 256), 256, 0, s, dw, partial, C);
   CIR_LAUNCHED();
 }

@@ -24,7 +24,7 @@ extern "C" cudaError_t cir_adamw(void *params, int pdt, float *master, const flo
                                  size_t n, float lr, float wd, float b1, float b2, float eps, float scale,
                                  float step_size, float bc2_sqrt, cudaStream_t s) {
   if (n == 0) return cudaSuccess;
-  adamw_kernel<<<grid1(n, 256), 256, 0, s>>>(params, pdt, master, grads, m, v, n, lr, wd, b1, b2, eps, scale,
+  CIR_LAUNCH(adamw_kernel, grid1(n, 256), 256, 0, s, params, pdt, master, grads, m, v, n, lr, wd, b1, b2, eps, scale,
                                              step_size, bc2_sqrt);
   CIR_LAUNCHED();
 }

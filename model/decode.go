@@ -91,7 +91,7 @@ func (d *Decoder) carve(a *engine.Arena) {
 	d.gateUp = a.Tensor("gate_up", act, N, 2*c.IntermediateSize)
 	d.h = a.Tensor("swiglu", act, N, c.IntermediateSize)
 	d.lastRows = a.Tensor("last_rows", act, S, c.HiddenSize)
-	d.logits = a.Tensor("logits", act, S, c.VocabSize)
+	d.logits = a.Tensor("logits", f32, S, c.VocabSize) // fp32: the sampling softmax
 	d.u, d.logp = a.Tensor("uniforms", f32, S), a.Tensor("logp", f32, S)
 	d.hIDs, d.hPos, d.hSlot = make([]int32, N), make([]int32, N), make([]int32, N)
 	d.hLast, d.hOut = make([]int32, S), make([]int32, S)

@@ -164,7 +164,7 @@ func (m *Model) planActs(a *engine.Arena, maxN int) *acts {
 	s.h = perLayer("swiglu", act, L, maxN, I)
 	s.lnf = a.Tensor("lnf", act, maxN, C)
 	s.rstdf = a.Tensor("rstdf", f32, maxN)
-	s.logits = a.Tensor("logits", act, chunk, V)
+	s.logits = a.Tensor("logits", f32, chunk, V) // fp32: the softmax of the loss (as vLLM/verl)
 	s.logp = a.Tensor("logp", f32, maxN)
 	s.lseCE = a.Tensor("lse", f32, maxN)
 	s.ent = a.Tensor("entropy", f32, maxN)

@@ -4,21 +4,26 @@ package cuda
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/../../kernels
-#cgo LDFLAGS: -L${SRCDIR}/../../kernels/build -lcirkernels -lcudart_static -lrt -ldl -lpthread -lstdc++ -lm
 #include <stdlib.h>
 #include "cir.h"
 
-static int cir_device_count(int *n) { return (int)cudaGetDeviceCount(n); }
+// A failed runtime call also leaves its error as the thread's last error, which the next
+// launcher would return as its own (CIR_LAUNCHED): the helpers that may fail clear it.
+static int cleared(cudaError_t e) {
+	if (e != cudaSuccess) cudaGetLastError();
+	return (int)e;
+}
+static int cir_device_count(int *n) { return cleared(cudaGetDeviceCount(n)); }
 static int cir_set_device(int d) {
 	int cur = -1;
 	if (cudaGetDevice(&cur) == cudaSuccess && cur == d) return 0;
-	return (int)cudaSetDevice(d);
+	return cleared(cudaSetDevice(d));
 }
 static int cir_device_props(int d, char *name, int len, int *sms, int *major, int *minor, size_t *mem,
                             int *busWidth, int *memClockKHz) {
 	struct cudaDeviceProp p;
 	cudaError_t e = cudaGetDeviceProperties(&p, d);
-	if (e != cudaSuccess) return (int)e;
+	if (e != cudaSuccess) return cleared(e);
 	int i = 0;
 	for (; i < len - 1 && p.name[i]; i++) name[i] = p.name[i];
 	name[i] = 0;
@@ -26,8 +31,8 @@ static int cir_device_props(int d, char *name, int len, int *sms, int *major, in
 	*major = p.major;
 	*minor = p.minor;
 	*mem = p.totalGlobalMem;
-	cudaDeviceGetAttribute(busWidth, cudaDevAttrGlobalMemoryBusWidth, d);
-	cudaDeviceGetAttribute(memClockKHz, cudaDevAttrMemoryClockRate, d);
+	cleared(cudaDeviceGetAttribute(busWidth, cudaDevAttrGlobalMemoryBusWidth, d));
+	cleared(cudaDeviceGetAttribute(memClockKHz, cudaDevAttrMemoryClockRate, d));
 	return 0;
 }
 static const char *cir_error_string(int e) { return cudaGetErrorString((cudaError_t)e); }
@@ -185,6 +190,8 @@ func New(index int) (*Backend, error) {
 		return nil, fmt.Errorf("%w: cuda:%d requested, %d device(s) present", ErrNoDevice, index, n)
 	}
 	b := &Backend{dev: index, scratch: map[string]scratchBuf{}}
+	runtime.LockOSThread() // every call below on this device (see enter)
+	defer runtime.UnlockOSThread()
 	if err := cerr("cudaSetDevice", C.cir_set_device(C.int(index))); err != nil {
 		return nil, err
 	}
@@ -232,13 +239,13 @@ func (b *Backend) Info() Info { return b.info }
 // it returns the function that unlocks it. Optional: every op makes the device current anyway.
 func (b *Backend) LockThread() (unlock func()) {
 	runtime.LockOSThread()
-	b.enter()
+	b.enter()()
 	return runtime.UnlockOSThread
 }
 
 // MemInfo returns the free and total device memory in bytes.
 func (b *Backend) MemInfo() (free, total int64) {
-	b.enter()
+	defer b.enter()()
 	var f, t C.size_t
 	b.check("MemInfo", C.int(C.cudaMemGetInfo(&f, &t)))
 	return int64(f), int64(t)
@@ -251,19 +258,33 @@ func (b *Backend) PrintPlan(w io.Writer, arenas ...*engine.Arena) {
 	fmt.Fprintf(w, "  %-12s %10.2f MiB free of %.2f MiB on %s (%s)\n", "device", engine.MiB(free), engine.MiB(total), b.Device(), b.info.Name)
 }
 
-// enter makes the device current on this OS thread.
-func (b *Backend) enter() {
+// enter locks the calling goroutine to its OS thread and makes the device current there; an op
+// calls the returned leave (which unlocks the thread) when its calls are made. The current
+// device is per OS thread in the CUDA runtime, and a goroutine may move to another thread
+// between two cgo calls (after a long call, the scheduler may hand its P to another thread):
+// without the lock, an op's second launch could go to whatever device that thread has current.
+// Locks nest, so a caller that holds LockThread keeps its thread.
+func (b *Backend) enter() (leave func()) {
 	if b.closed {
 		panic("cuda: use of a closed Backend")
 	}
+	runtime.LockOSThread()
 	if st := C.cir_set_device(C.int(b.dev)); st != 0 {
 		b.check("cudaSetDevice", st)
 	}
+	return runtime.UnlockOSThread
 }
 
-// check records the first failure since the last Sync.
+// check records the first failure since the last Sync. A failed runtime call also leaves its
+// error as the thread's last error, which the next launcher would return as its own: cleared.
 func (b *Backend) check(op string, code C.int) {
-	if code != 0 && b.err == nil {
+	if code == 0 {
+		return
+	}
+	if code < statusCUBLAS {
+		C.cudaGetLastError()
+	}
+	if b.err == nil {
 		b.err = cerr(op, code)
 	}
 }
@@ -282,7 +303,7 @@ func (b *Backend) ActDType() engine.DType { return engine.BF16 }
 // Alloc reserves bytes of device memory (cudaMalloc, 256-byte aligned). The error wraps
 // engine.ErrOutOfMemory when the device has too little.
 func (b *Backend) Alloc(bytes int64) (unsafe.Pointer, error) {
-	b.enter()
+	defer b.enter()()
 	var p unsafe.Pointer
 	if bytes <= 0 {
 		bytes = 1
@@ -303,14 +324,14 @@ func (b *Backend) Free(p unsafe.Pointer) {
 	if p == nil || b.closed {
 		return
 	}
-	b.enter()
+	defer b.enter()()
 	b.check("Free", C.int(C.cudaFree(p)))
 }
 
 // Sync waits for the stream and returns the first error since the last Sync: a launch or
 // library failure (*Error), or a bad input found by a kernel (*DataError).
 func (b *Backend) Sync() error {
-	b.enter()
+	defer b.enter()()
 	// The data-error flag comes back with the same stream synchronisation, through the 256
 	// pinned bytes past the staging buffer.
 	flag := (*C.int)(unsafe.Add(b.stage, stageBytes))
@@ -334,6 +355,7 @@ func (b *Backend) Close() error {
 	if b.closed {
 		return nil
 	}
+	defer b.enter()()
 	err := b.Sync()
 	for _, s := range b.scratch {
 		C.cudaFree(s.p)

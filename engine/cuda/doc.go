@@ -8,9 +8,13 @@
 // tag starts on a machine without a GPU, where Available and New return errors wrapping
 // ErrNoDevice.
 //
-// Threads: a device is current per OS thread in the CUDA runtime. Every op makes its device
-// current on the calling thread first (a thread-local check, no driver call when it already is),
-// so a Backend works from any goroutine, one at a time; a trainer that drives several GPUs runs
-// one goroutine per device, each locked to its OS thread (runtime.LockOSThread), as
-// Backend.LockThread does.
+// Threads: a device is current per OS thread in the CUDA runtime, and a goroutine may move to
+// another OS thread between two cgo calls. Every op locks its goroutine to the OS thread for its
+// duration and makes its device current there first (a thread-local check, no driver call when
+// it already is), so each launch runs on the backend's device whatever thread the goroutine is
+// on, and a Backend works from any goroutine, one at a time; a trainer that drives several GPUs
+// runs one goroutine per device (Backend.LockThread keeps it on one thread).
+//
+// With the build tags cuda,cudaemu the same kernels run on the CPU emulation of the CUDA
+// execution model in kernels/emu (make test-cuda-emu); Emulated tells which.
 package cuda

@@ -4,6 +4,7 @@ package cuda
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -16,7 +17,9 @@ import (
 	"cir/engine/cpu"
 )
 
-// The GPU tests skip (not fail) without a device. They compare each op with the CPU backend
+// The GPU tests skip (not fail) without a device, unless CIR_REQUIRE_GPU=1 (scripts/gpu/run.sh
+// sets it), which turns those skips into failures. With -tags cudaemu they run on the CPU
+// emulation of kernels/emu (make test-cuda-emu). They compare each op with the CPU backend
 // (fp32, the project's reference) on the same inputs: inputs are first rounded to bf16 so both
 // backends see identical values, and the differences come only from the GPU's bf16 outputs and
 // its fp32 accumulation order.
@@ -37,9 +40,13 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
 	code := m.Run()
 	if gpuB != nil {
 		gpuB.Close()
+	}
+	if Emulated {
+		code = max(code, emuReport())
 	}
 	os.Exit(code)
 }
@@ -52,12 +59,27 @@ func gpu(t testing.TB) (*Backend, *cpu.Backend) {
 		cpuB = cpu.New(4)
 	})
 	if gpuErr != nil {
-		if errors.Is(gpuErr, ErrNoDevice) {
+		if errors.Is(gpuErr, ErrNoDevice) && os.Getenv("CIR_REQUIRE_GPU") != "1" {
 			t.Skipf("no GPU: %v", gpuErr)
 		}
 		t.Fatalf("New(0): %v", gpuErr)
 	}
 	return gpuB, cpuB
+}
+
+// secondGPU opens cuda:1 for the test (closed at its end), or skips the test on a machine with
+// one GPU.
+func secondGPU(t *testing.T) *Backend {
+	t.Helper()
+	if n, _ := Available(); n < 2 {
+		t.Skipf("%d GPU(s); the test needs 2", n)
+	}
+	b, err := New(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
 }
 
 type tol struct{ rel, absRMS float64 }

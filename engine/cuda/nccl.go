@@ -60,7 +60,7 @@ func (c *Comms) AllReduceSum(rank int, t engine.Tensor) {
 	if t.Dev != b.Device() {
 		bad("AllReduceSum: rank %d is %v, t is on %v", rank, b.Device(), t.Dev)
 	}
-	b.enter()
+	defer b.enter()()
 	if st := C.cir_nccl_all_reduce_sum(p, C.size_t(t.Len()), dt(t), c.comms[rank], b.stream); st != 0 && b.err == nil {
 		b.err = ncclErr("AllReduceSum", st)
 	}
@@ -73,10 +73,11 @@ func (c *Comms) Close() error {
 		if cm == nil {
 			continue
 		}
-		c.bs[i].enter()
+		leave := c.bs[i].enter()
 		if st := C.cir_nccl_destroy(cm); st != 0 && first == nil {
 			first = ncclErr("Close", st)
 		}
+		leave()
 		c.comms[i] = nil
 	}
 	return first

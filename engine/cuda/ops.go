@@ -89,7 +89,7 @@ func (b *Backend) Upload(dst, src engine.Tensor) {
 	if n == 0 {
 		return
 	}
-	b.enter()
+	defer b.enter()()
 	es := dst.DType.Size()
 	per := b.stageN / es
 	for off := 0; off < n; off += per {
@@ -121,7 +121,7 @@ func (b *Backend) Download(dst, src engine.Tensor) {
 	if n == 0 {
 		return
 	}
-	b.enter()
+	defer b.enter()()
 	es := src.DType.Size()
 	per := b.stageN / es
 	for off := 0; off < n; off += per {
@@ -146,7 +146,7 @@ func (b *Backend) Copy(dst, src engine.Tensor) {
 	all := []engine.DType{engine.F32, engine.BF16, engine.F16, engine.I32}
 	d := ptr("Copy", "dst", dst, n, all...)
 	s := ptr("Copy", "src", src, n, all...)
-	b.enter()
+	defer b.enter()()
 	if dst.DType == src.DType {
 		b.checkErr("Copy", C.cudaMemcpyAsync(d, s, C.size_t(src.Bytes()), C.cudaMemcpyDeviceToDevice, b.stream))
 		return
@@ -163,14 +163,14 @@ func (b *Backend) Zero(t engine.Tensor) {
 		return
 	}
 	p := ptr("Zero", "t", t, -1, engine.F32, engine.BF16, engine.F16, engine.I32)
-	b.enter()
+	defer b.enter()()
 	b.checkErr("Zero", C.cudaMemsetAsync(p, 0, C.size_t(t.Bytes()), b.stream))
 }
 
 // Scale multiplies every element of t by s in place. It panics if t is not a float tensor.
 func (b *Backend) Scale(t engine.Tensor, s float32) {
 	p := fptr("Scale", "t", t, -1)
-	b.enter()
+	defer b.enter()()
 	b.checkErr("Scale", C.cir_scale(p, dt(t), C.size_t(t.Len()), C.float(s), b.s()))
 }
 
@@ -178,7 +178,7 @@ func (b *Backend) Scale(t engine.Tensor, s float32) {
 // result. On a device error it returns NaN and Sync reports the error.
 func (b *Backend) SumSquares(t engine.Tensor) float64 {
 	p := fptr("SumSquares", "t", t, -1)
-	b.enter()
+	defer b.enter()()
 	buf := b.scratchOf("sumsq", 8*(C.CIR_SUMSQ_BLOCKS+1))
 	if buf == nil {
 		return math.NaN()
@@ -204,7 +204,7 @@ func (b *Backend) Embedding(out, ids, table engine.Tensor) {
 	o := fptr("Embedding", "out", out, N*C)
 	tb := fptr("Embedding", "table", table, V*C)
 	id := ptr("Embedding", "ids", ids, N, engine.I32)
-	b.enter()
+	defer b.enter()()
 	b.checkErr("Embedding", C.cir_embedding(o, dt(out), (*C.int32_t)(id), tb, dt(table), C.int(N), C.int(C), C.int(V), b.errFlag, b.s()))
 }
 
@@ -216,7 +216,7 @@ func (b *Backend) EmbeddingBackward(dtable, dout, ids engine.Tensor) {
 	dt_ := ptr("EmbeddingBackward", "dtable", dtable, V*C, engine.F32)
 	dy := fptr("EmbeddingBackward", "dout", dout, N*C)
 	id := ptr("EmbeddingBackward", "ids", ids, N, engine.I32)
-	b.enter()
+	defer b.enter()()
 	b.checkErr("EmbeddingBackward", C.cir_embedding_backward((*C.float)(dt_), dy, dt(dout), (*C.int32_t)(id), C.int(N), C.int(C), C.int(V), b.s()))
 }
 
@@ -227,7 +227,7 @@ func (b *Backend) RMSNorm(out, rstd, in, w engine.Tensor, eps float32) {
 	o := ptr("RMSNorm", "out", out, N*C, in.DType)
 	r := ptr("RMSNorm", "rstd", rstd, N, engine.F32)
 	wt := fptr("RMSNorm", "w", w, C)
-	b.enter()
+	defer b.enter()()
 	b.checkErr("RMSNorm", C.cir_rmsnorm(nil, o, (*C.float)(r), x, nil, wt, dt(in), dt(w), C.int(N), C.int(C), C.float(eps), b.s()))
 }
 
@@ -241,7 +241,7 @@ func (b *Backend) AddRMSNorm(res, out, rstd, a, bb, w engine.Tensor, eps float32
 	o := ptr("AddRMSNorm", "out", out, N*C, a.DType)
 	r := ptr("AddRMSNorm", "rstd", rstd, N, engine.F32)
 	wt := fptr("AddRMSNorm", "w", w, C)
-	b.enter()
+	defer b.enter()()
 	b.checkErr("AddRMSNorm", C.cir_rmsnorm(rs, o, (*C.float)(r), x, y, wt, dt(a), dt(w), C.int(N), C.int(C), C.float(eps), b.s()))
 }
 
@@ -255,7 +255,7 @@ func (b *Backend) RMSNormBackward(din, dw, dout, in, w, rstd engine.Tensor) {
 	dwt := ptr("RMSNormBackward", "dw", dw, C, engine.F32)
 	wt := fptr("RMSNormBackward", "w", w, C)
 	r := ptr("RMSNormBackward", "rstd", rstd, N, engine.F32)
-	b.enter()
+	defer b.enter()()
 	part := b.scratchOf("rms", int64(C.cir_rmsnorm_backward_scratch(C.int(N), C.int(C)))*4)
 	if part == nil {
 		return
@@ -280,7 +280,7 @@ func (b *Backend) Matmul(out, in, w, bias engine.Tensor) {
 	x := ptr("Matmul", "in", in, N*Cc, engine.BF16)
 	wt := ptr("Matmul", "w", w, OC*Cc, engine.BF16)
 	o := ptr("Matmul", "out", out, N*OC, engine.BF16, engine.F32)
-	b.enter()
+	defer b.enter()()
 	var bp unsafe.Pointer
 	if !bias.Nil() {
 		bp = fptr("Matmul", "bias", bias, OC)
@@ -305,7 +305,7 @@ func (b *Backend) MatmulBackward(din, dw, dbias, dout, in, w engine.Tensor) {
 	x := ptr("MatmulBackward", "in", in, N*Cc, engine.BF16)
 	wt := ptr("MatmulBackward", "w", w, OC*Cc, engine.BF16)
 	dy := ptr("MatmulBackward", "dout", dout, N*OC, engine.BF16)
-	b.enter()
+	defer b.enter()()
 	if !din.Nil() {
 		dx := ptr("MatmulBackward", "din", din, N*Cc, engine.BF16)
 		b.matmul("MatmulBackward", 1, dx, din.DType, dy, wt, nil, N, Cc, OC, 0)
@@ -332,8 +332,8 @@ func (b *Backend) rope(op string, qkv, pos engine.Tensor, h engine.Heads, theta,
 	N, W := heads(op, qkv, h)
 	x := fptr(op, "qkv", qkv, N*W)
 	p := ptr(op, "pos", pos, N, engine.I32)
-	b.enter()
-	b.checkErr(op, C.cir_rope(x, dt(qkv), (*C.int32_t)(p), C.int(N), C.int(W), C.int(h.Q+h.KV), C.int(h.D), C.float(theta), C.float(sign), b.errFlag, b.s()))
+	defer b.enter()()
+	b.checkErr(op, C.cir_rope(x, dt(qkv), (*C.int32_t)(p), C.int(N), C.int(W), C.int(h.Q+h.KV), C.int(h.D), C.double(math.Log(float64(theta))), C.float(sign), b.errFlag, b.s()))
 }
 
 // RoPE rotates the q and k heads of qkv in place (HF rotate-half; angles in fp64). A negative
@@ -384,7 +384,7 @@ func (b *Backend) Attention(out, lse, qkv engine.Tensor, seqs engine.Seqs, h eng
 	x := ptr("Attention", "qkv", qkv, N*W, engine.BF16)
 	o := ptr("Attention", "out", out, N*h.Q*h.D, engine.BF16)
 	l := ptr("Attention", "lse", lse, N*h.Q, engine.F32)
-	b.enter()
+	defer b.enter()()
 	st, B, maxLen := b.starts("Attention", seqs, N)
 	if st == nil || N == 0 {
 		return
@@ -404,7 +404,7 @@ func (b *Backend) AttentionBackward(dqkv, dout, out, lse, qkv engine.Tensor, seq
 	dy := ptr("AttentionBackward", "dout", dout, N*h.Q*h.D, engine.BF16)
 	o := ptr("AttentionBackward", "out", out, N*h.Q*h.D, engine.BF16)
 	l := ptr("AttentionBackward", "lse", lse, N*h.Q, engine.F32)
-	b.enter()
+	defer b.enter()()
 	st, B, maxLen := b.starts("AttentionBackward", seqs, N)
 	if st == nil || N == 0 {
 		return
@@ -433,7 +433,7 @@ func (b *Backend) KVStore(kc, vc, qkv, slot, pos engine.Tensor, h engine.Heads) 
 	v := ptr("KVStore", "vc", vc, -1, engine.BF16)
 	sl := ptr("KVStore", "slot", slot, N, engine.I32)
 	p := ptr("KVStore", "pos", pos, N, engine.I32)
-	b.enter()
+	defer b.enter()()
 	b.checkErr("KVStore", C.cir_kv_store(k, v, x, C.CIR_BF16, (*C.int32_t)(sl), (*C.int32_t)(p), C.int(N), C.int(h.Q), C.int(h.KV), C.int(h.D), C.int(S), C.int(T), b.errFlag, b.s()))
 }
 
@@ -467,7 +467,7 @@ func (b *Backend) AttentionKV(out, qkv, kc, vc, slot, pos engine.Tensor, h engin
 	if N == 0 {
 		return
 	}
-	b.enter()
+	defer b.enter()()
 	ns, chunk := b.kvSplit(N, h.KV, T)
 	sc := b.scratchOf("attn_kv", int64(C.cir_attention_kv_scratch(C.int(N), C.int(h.Q), C.int(h.D), C.int(ns)))*4)
 	if sc == nil {
@@ -486,7 +486,7 @@ func (b *Backend) SwiGLU(out, gateUp engine.Tensor) {
 	}
 	g := fptr("SwiGLU", "gateUp", gateUp, N*I2)
 	o := ptr("SwiGLU", "out", out, N*I2/2, gateUp.DType)
-	b.enter()
+	defer b.enter()()
 	b.checkErr("SwiGLU", C.cir_swiglu(o, g, dt(gateUp), C.int(N), C.int(I2/2), b.s()))
 }
 
@@ -499,7 +499,7 @@ func (b *Backend) SwiGLUBackward(dgateUp, dout, gateUp engine.Tensor) {
 	g := fptr("SwiGLUBackward", "gateUp", gateUp, N*I2)
 	dg := ptr("SwiGLUBackward", "dgateUp", dgateUp, N*I2, gateUp.DType)
 	dy := ptr("SwiGLUBackward", "dout", dout, N*I2/2, gateUp.DType)
-	b.enter()
+	defer b.enter()()
 	b.checkErr("SwiGLUBackward", C.cir_swiglu_backward(dg, dy, g, dt(gateUp), C.int(N), C.int(I2/2), b.s()))
 }
 
@@ -509,7 +509,7 @@ func (b *Backend) Add(out, a, bb engine.Tensor) {
 	x := fptr("Add", "a", a, n)
 	y := ptr("Add", "b", bb, n, a.DType)
 	o := ptr("Add", "out", out, n, a.DType)
-	b.enter()
+	defer b.enter()()
 	b.checkErr("Add", C.cir_add(o, x, y, dt(a), C.size_t(n), b.s()))
 }
 
@@ -527,22 +527,23 @@ func (b *Backend) CrossEntropy(logp, lse, ent, logits, targets engine.Tensor) {
 	if !ent.Nil() {
 		e = ptr("CrossEntropy", "ent", ent, N, engine.F32)
 	}
-	b.enter()
+	defer b.enter()()
 	b.checkErr("CrossEntropy", C.cir_cross_entropy((*C.float)(lp), (*C.float)(l), (*C.float)(e), x, dt(logits), (*C.int32_t)(t), C.int(N), C.int(V), b.errFlag, b.s()))
 }
 
 // CrossEntropyBackward: dlogits (N,V) = dlogp[n]·(onehot(target) − softmax(logits)), computed
-// from logits and lse without a softmax in memory; dlogits may be logits itself. It panics on
-// mismatched shapes.
+// from logits and lse without a softmax in memory; dlogits may be logits itself, or a tensor of
+// another float dtype (the model keeps F32 logits and BF16 dlogits). It panics on mismatched
+// shapes.
 func (b *Backend) CrossEntropyBackward(dlogits, dlogp, logits, lse, targets engine.Tensor) {
 	N, V := rows2("CrossEntropyBackward", "logits", logits)
 	x := fptr("CrossEntropyBackward", "logits", logits, N*V)
-	dx := ptr("CrossEntropyBackward", "dlogits", dlogits, N*V, logits.DType)
+	dx := fptr("CrossEntropyBackward", "dlogits", dlogits, N*V)
 	g := ptr("CrossEntropyBackward", "dlogp", dlogp, N, engine.F32)
 	l := ptr("CrossEntropyBackward", "lse", lse, N, engine.F32)
 	t := ptr("CrossEntropyBackward", "targets", targets, N, engine.I32)
-	b.enter()
-	b.checkErr("CrossEntropyBackward", C.cir_cross_entropy_backward(dx, (*C.float)(g), x, dt(logits), (*C.float)(l), (*C.int32_t)(t), C.int(N), C.int(V), b.s()))
+	defer b.enter()()
+	b.checkErr("CrossEntropyBackward", C.cir_cross_entropy_backward(dx, dt(dlogits), (*C.float)(g), x, dt(logits), (*C.float)(l), (*C.int32_t)(t), C.int(N), C.int(V), b.s()))
 }
 
 // Sample draws ids (B) from logits (B,V) with uniforms u (B) on the device: temperature 0 is
@@ -560,7 +561,7 @@ func (b *Backend) Sample(ids, logp, logits, u engine.Tensor, p engine.SamplePara
 	id := ptr("Sample", "ids", ids, B, engine.I32)
 	lp := ptr("Sample", "logp", logp, B, engine.F32)
 	uu := ptr("Sample", "u", u, B, engine.F32)
-	b.enter()
+	defer b.enter()()
 	topP := p.TopP
 	if topP <= 0 || topP > 1 {
 		topP = 1
@@ -586,7 +587,7 @@ func (b *Backend) AdamW(params, master, grads, m, v engine.Tensor, p engine.Adam
 	}
 	bc1 := 1 - math.Pow(float64(p.Beta1), float64(p.Step))
 	bc2 := 1 - math.Pow(float64(p.Beta2), float64(p.Step))
-	b.enter()
+	defer b.enter()()
 	b.checkErr("AdamW", C.cir_adamw(pr, dt(params), (*C.float)(ms), (*C.float)(g), (*C.float)(mm), (*C.float)(vv), C.size_t(P),
 		C.float(p.LR), C.float(p.WeightDecay), C.float(p.Beta1), C.float(p.Beta2), C.float(p.Eps), C.float(p.GradScale),
 		C.float(float64(p.LR)/bc1), C.float(math.Sqrt(bc2)), b.s()))

@@ -4,7 +4,9 @@ package cuda
 
 import (
 	"errors"
+	"fmt"
 	"math"
+	"runtime"
 	"testing"
 
 	"cir/engine"
@@ -13,9 +15,7 @@ import (
 // TestNoDevice runs where there is no GPU: New must return an error wrapping ErrNoDevice, not
 // crash or exit.
 func TestNoDevice(t *testing.T) {
-	if n, err := Available(); err == nil {
-		t.Skipf("%d GPU(s) present", n)
-	}
+	withoutDevices(t)
 	b, err := New(0)
 	if err == nil {
 		b.Close()
@@ -279,6 +279,7 @@ func TestAttentionKV(t *testing.T) {
 		{2, 9, 2, engine.Heads{Q: 2, KV: 1, D: 8}},
 		{3, 300, 3, engine.Heads{Q: 7, KV: 1, D: 64}},
 		{4, 1000, 5, engine.Heads{Q: 8, KV: 2, D: 128}},
+		{2, 40, 2, engine.Heads{Q: 2, KV: 1, D: 256}},
 	} {
 		h := tc.h
 		t.Run(shapeName("S", tc.S, "T", tc.T, "N", tc.N, "H", h.Q, "Hkv", h.KV, "D", h.D), func(t *testing.T) {
@@ -402,4 +403,133 @@ func TestNCCLSingleRank(t *testing.T) {
 	gx := e.dev(engine.F32, x, 1000)
 	c.AllReduceSum(0, gx)
 	compare(t, "AllReduceSum over one rank", e.get(gx), x, tol{0, 0})
+}
+
+// TestDevicePerOp: two backends on two GPUs driven from two goroutines at once, each op made of
+// several launches: every launch must run on its backend's device whatever OS thread the
+// goroutine is on (the runtime moves goroutines between threads after long cgo calls), and give
+// the results of the same ops run alone. Needs two GPUs (the emulator has them).
+func TestDevicePerOp(t *testing.T) {
+	e := newEnv(t, 31)
+	b1 := secondGPU(t)
+	N, C, OC := 37, 72, 90
+	x, w, dy := e.randn(N*C, 1), e.randn(OC*C, 0.1), e.randn(N*OC, 1)
+	run := func(b *Backend, rounds int) ([]float32, error) {
+		up := func(dt engine.DType, v []float32, shape ...int) engine.Tensor {
+			tt := engine.Tensor{Shape: shape, DType: dt, Dev: b.Device()}
+			p, err := b.Alloc(tt.Bytes())
+			if err != nil {
+				t.Error(err)
+			}
+			tt.Data = p
+			b.Upload(tt, engine.HostF32(v, shape...))
+			return tt
+		}
+		gx, gw, gdy := up(engine.BF16, x, N, C), up(engine.BF16, w, OC, C), up(engine.BF16, dy, N, OC)
+		din, dw := up(engine.BF16, make([]float32, N*C), N, C), up(engine.F32, make([]float32, OC*C), OC, C)
+		out, rstd := up(engine.BF16, make([]float32, N*OC), N, OC), up(engine.F32, make([]float32, N), N)
+		ln := up(engine.BF16, make([]float32, OC), OC)
+		defer func() {
+			for _, tt := range []engine.Tensor{gx, gw, gdy, din, dw, out, rstd, ln} {
+				b.Free(tt.Data)
+			}
+		}()
+		for i := 0; i < rounds; i++ {
+			b.Matmul(out, gx, gw, engine.Tensor{})
+			b.RMSNorm(out, rstd, out, ln, 1e-6)
+			b.MatmulBackward(din, dw, engine.Tensor{}, gdy, gx, gw) // two GEMMs
+			b.SumSquares(dw)
+		}
+		res := make([]float32, OC*C)
+		b.Download(engine.HostF32(res, OC, C), dw)
+		return res, b.Sync()
+	}
+	const rounds = 6
+	want, err := run(e.g, rounds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Busy goroutines keep every P taken, so a goroutine coming back from a long cgo call often
+	// continues on another OS thread.
+	stop := make(chan struct{})
+	defer close(stop)
+	for range 4 {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					runtime.Gosched()
+				}
+			}
+		}()
+	}
+	var got [2][]float32
+	var errs [2]error
+	done := make(chan int)
+	for i, b := range []*Backend{e.g, b1} {
+		go func() {
+			got[i], errs[i] = run(b, rounds)
+			done <- i
+		}()
+	}
+	<-done
+	<-done
+	for i := range got {
+		if errs[i] != nil {
+			t.Fatalf("cuda:%d: %v", i, errs[i])
+		}
+		if !bitsEqual(got[i], want) {
+			t.Errorf("cuda:%d: the concurrent run differs from the run alone", i)
+		}
+	}
+}
+
+// TestNCCLTwoRanks: an all-reduce over two GPUs, each rank from its own goroutine, sums in
+// place (skips with fewer than two GPUs or without NCCL).
+func TestNCCLTwoRanks(t *testing.T) {
+	e := newEnv(t, 22)
+	b1 := secondGPU(t)
+	c, err := NewComms([]*Backend{e.g, b1})
+	if err != nil {
+		t.Skipf("NCCL: %v", err)
+	}
+	defer c.Close()
+	const n = 1000
+	x0, x1 := e.randn(n, 1), e.randn(n, 1)
+	var ts [2]engine.Tensor
+	for r, b := range []*Backend{e.g, b1} {
+		p, err := b.Alloc(4 * n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Free(p)
+		ts[r] = engine.Tensor{Shape: []int{n}, DType: engine.F32, Dev: b.Device(), Data: p}
+		b.Upload(ts[r], engine.HostF32([][]float32{x0, x1}[r], n))
+	}
+	done := make(chan error)
+	for r, b := range []*Backend{e.g, b1} {
+		go func() {
+			c.AllReduceSum(r, ts[r])
+			done <- b.Sync()
+		}()
+	}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := make([]float32, n)
+	for i := range want {
+		want[i] = x0[i] + x1[i]
+	}
+	for r, b := range []*Backend{e.g, b1} {
+		got := make([]float32, n)
+		b.Download(engine.HostF32(got, n), ts[r])
+		if err := b.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		compare(t, fmt.Sprintf("rank %d", r), got, want, tol{0, 0})
+	}
 }

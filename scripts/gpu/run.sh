@@ -6,16 +6,24 @@
 #   gpu-bundle/run.sh out           # on the GPU machine: every phase
 #   gpu-bundle/run.sh out tests     # one phase at a time (each fits in a few minutes)
 #
-# Phases: info, tests (the GPU tests, -test.v), sanitizer (compute-sanitizer memcheck and
+# Phases: info, tests (the GPU tests, -test.v, with CIR_REQUIRE_GPU=1: a test that finds no GPU
+# fails), hf (whole-model log-probs of `cir logprobs` on the GPU against HF transformers' Qwen2 in
+# fp32, on random weights written by `cir init`), sanitizer (compute-sanitizer memcheck and
 # racecheck on a short subset), bench (Go benchmarks), torch (PyTorch cuBLAS/flash-SDPA
 # references), cli (cir bench train/decode on Qwen2.5-0.5B/1.5B shapes). A phase that fails is
-# recorded in the report and the next one runs.
+# recorded in the report and the next one runs; the exit status is 1 when a phase failed or
+# when no GPU test passed.
+#
+# Before anything, `ldd` must resolve every library of the two binaries (the bundle needs only
+# glibc, the version in its REQUIRES file, and the NVIDIA driver; cuBLASLt and NCCL are opened
+# later with dlopen), and the report records the commit the bundle was built from.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-out=${1:?usage: run.sh OUTDIR [info|tests|sanitizer|bench|torch|cli ...]}
+out=${1:?usage: run.sh OUTDIR [info|tests|hf|sanitizer|bench|torch|cli ...]}
 shift
 phases=("$@")
-[ ${#phases[@]} -eq 0 ] && phases=(info tests sanitizer bench torch cli)
+[ ${#phases[@]} -eq 0 ] && phases=(info tests hf sanitizer bench torch cli)
+failed=0
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 report=$out/report.md
@@ -43,6 +51,15 @@ fi
 sanitizer=$(command -v compute-sanitizer || true)
 [ -z "$sanitizer" ] && [ -n "${root:-}" ] && [ -x "$root/bin/compute-sanitizer" ] && sanitizer=$root/bin/compute-sanitizer
 
+missing=$(for b in cuda.test cir; do ldd "$here/$b" 2>&1 | grep -E 'not found|not a dynamic' | sed "s|^|$b: |"; done)
+if [ -n "$missing" ]; then
+  echo "run.sh: the bundle's binaries cannot start on this machine:" >&2
+  echo "$missing" >&2
+  echo "run.sh: they need $(cat "$here/REQUIRES" 2>/dev/null || echo 'the glibc of the build machine') and the NVIDIA driver; nothing else" >&2
+  exit 1
+fi
+commit=$(cat "$here/COMMIT" 2>/dev/null || echo unknown)
+
 section() { printf '\n## %s\n\n' "$1" >>"$report"; }
 fence() { printf '```\n' >>"$report"; cat "$1" >>"$report"; printf '```\n' >>"$report"; }
 status() { printf -- '- %s: exit %s, %ss (`%s`)\n' "$1" "$2" "$3" "$4" >>"$report"; }
@@ -52,10 +69,11 @@ run() { # run NAME LOG TIMEOUT CMD...
   (cd "$here" && timeout "$to" "$@") >"$log" 2>&1
   local rc=$?
   status "$name" "$rc" "$((SECONDS - t0))" "$*"
+  [ $rc -ne 0 ] && failed=1
   return $rc
 }
 
-[ -f "$report" ] || printf '# cir CUDA suite\n\nbundle: %s\n' "$here" >"$report"
+[ -f "$report" ] || printf '# cir CUDA suite\n\nbundle: %s\ncommit: %s\n' "$here" "$commit" >"$report"
 
 for ph in "${phases[@]}"; do
   case $ph in
@@ -70,11 +88,31 @@ for ph in "${phases[@]}"; do
     ;;
   tests)
     section "GPU tests"
-    run tests "$out/tests.log" 900 ./cuda.test -test.v -test.count=1 -test.timeout 14m
-    printf '%s passed, %s failed, %s skipped\n\n' "$(grep -c -- '--- PASS' "$out/tests.log")" \
+    run tests "$out/tests.log" 900 env CIR_REQUIRE_GPU=1 ./cuda.test -test.v -test.count=1 -test.timeout 14m
+    passed=$(grep -c -- '--- PASS' "$out/tests.log")
+    printf '%s passed, %s failed, %s skipped\n\n' "$passed" \
       "$(grep -c -- '--- FAIL' "$out/tests.log")" "$(grep -c -- '--- SKIP' "$out/tests.log")" >>"$report"
+    if [ "$passed" -eq 0 ] || grep -q 'no usable CUDA device' "$out/tests.log"; then
+      printf '**No GPU test ran: no usable CUDA device (the GPU tests fail instead of skipping).**\n\n' >>"$report"
+      echo "run.sh: no GPU test ran: no usable CUDA device (see $out/tests.log)" >&2
+      failed=1
+    fi
     grep -E -- '--- (FAIL|SKIP)|^\s+\S+_test.go:[0-9]+:' "$out/tests.log" | head -n 200 >"$out/tests.short"
     fence "$out/tests.short"
+    ;;
+  hf)
+    section "HF transformers parity (cir logprobs on cuda:0 against Qwen2ForCausalLM in fp32)"
+    : >"$out/hf.log"
+    for cfg in hf-small qwen2.5-0.5b; do
+      m=$out/hf-$cfg
+      run "init $cfg" "$out/hf-init-$cfg.log" 600 ./cir init --config "$cfg.json" --seed 1 --out "$m" &&
+        run "tokens $cfg" "$out/hf-tokens-$cfg.log" 60 "$py" ./hf_logprobs.py tokens "$cfg.json" 4 "$m/tokens.jsonl" &&
+        run "logprobs $cfg" "$out/hf-cir-$cfg.log" 600 sh -c \
+          './cir logprobs --model "$1" --input "$1/tokens.jsonl" --device cuda:0 >"$1/cir.jsonl"' _ "$m" &&
+        run "compare $cfg" "$out/hf-compare-$cfg.log" 900 "$py" ./hf_logprobs.py compare "$m" "$m/tokens.jsonl" "$m/cir.jsonl"
+      { echo "$cfg:"; tail -n 3 "$out/hf-compare-$cfg.log" 2>/dev/null; } >>"$out/hf.log"
+    done
+    fence "$out/hf.log"
     ;;
   sanitizer)
     section "compute-sanitizer"
@@ -121,3 +159,4 @@ for ph in "${phases[@]}"; do
   esac
 done
 echo "report: $report"
+exit $failed
