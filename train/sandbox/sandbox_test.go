@@ -137,50 +137,6 @@ print(random.random(), numpy.random.rand())`)
 	}
 }
 
-func TestSession(t *testing.T) {
-	p := sharedPool(t)
-	ctx := context.Background()
-	s := p.Session()
-	defer s.Close()
-	steps := []struct {
-		code, want string
-		kind       ErrorKind
-	}{
-		{"import random\nx = 20\nr = random.random()\nprint(r)", "", KindOK},
-		{"x += 1\nx", "21", KindOK},
-		{"x = x * 2\nundefined_name", "NameError: name 'undefined_name' is not defined", KindException},
-		{"while True: x = 0", TimeoutOutput, KindTimeout}, // not replayed: x stays 42
-		{"print(x)", "42", KindOK},
-		{"print(r)", "", KindOK}, // want: the value the first cell printed
-	}
-	var r0 string
-	for i, st := range steps {
-		r := s.Run(ctx, st.code)
-		want := st.want
-		if i == 0 {
-			r0 = r.Output
-			want = r.Output
-		}
-		if i == len(steps)-1 {
-			want = r0
-		}
-		if r.Output != want || r.Kind != st.kind {
-			t.Fatalf("cell %d: got %q (%s), want %q (%s)", i, r.Output, r.Kind, want, st.kind)
-		}
-	}
-	// Sessions do not leak into each other or into stateless calls.
-	if r := p.Session().Run(ctx, "x"); r.Kind != KindException {
-		t.Errorf("new session sees x: %q", r.Output)
-	}
-	if r := p.Run(ctx, "x"); r.Kind != KindException {
-		t.Errorf("stateless call sees x: %q", r.Output)
-	}
-	s.Close()
-	if r := s.Run(ctx, "1"); !errors.Is(r.Err, ErrClosed) {
-		t.Errorf("Run after Close: %+v, want ErrClosed", r)
-	}
-}
-
 func TestConcurrent(t *testing.T) {
 	p := sharedPool(t)
 	var wg sync.WaitGroup
@@ -449,7 +405,7 @@ func (p *Pool) peekWorker(t *testing.T) *worker {
 // dies, hangs, or writes garbage is replaced, and the call after works.
 func TestRecovery(t *testing.T) {
 	needSandbox(t)
-	const anchor = "        try:\n            reply, kept = run(req, ch, allowed)\n"
+	const anchor = "        try:\n            reply, keep = run(req, ch)\n"
 	if !strings.Contains(workerScript, anchor) {
 		t.Fatal("worker.py no longer has the line this test hooks")
 	}
@@ -466,7 +422,7 @@ func TestRecovery(t *testing.T) {
 	cfg := testConfig(t, 1)
 	cfg.Lazy = true
 	cfg.Timeout = 500 * time.Millisecond
-	p, err := newTestPool(cfg, strings.Replace(workerScript, anchor, hook+anchor, 1))
+	p, err := startPool(context.Background(), cfg, strings.Replace(workerScript, anchor, hook+anchor, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -491,29 +447,6 @@ func TestRecovery(t *testing.T) {
 			}
 		})
 	}
-}
-
-// newTestPool is New with a replaced worker program.
-func newTestPool(cfg Config, script string) (*Pool, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	sb, err := newSandboxer(cfg)
-	if err != nil {
-		return nil, err
-	}
-	sb.script = script
-	p := &Pool{cfg: cfg, sb: sb, idle: make(chan *worker, cfg.Workers), done: make(chan struct{})}
-	for range cfg.Workers {
-		w, err := sb.spawn(context.Background())
-		if err != nil {
-			p.Close()
-			return nil, err
-		}
-		p.idle <- w
-	}
-	return p, nil
 }
 
 func TestCancelAndClose(t *testing.T) {
