@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -137,6 +138,41 @@ print(random.random(), numpy.random.rand())`)
 	}
 }
 
+// TestProgramNotOnCommandLine checks that the worker's program reaches Python on stdin: no
+// process of a worker's sandbox has it on its command line, seen from the host or inside.
+func TestProgramNotOnCommandLine(t *testing.T) {
+	p := sharedPool(t)
+	r := p.Run(context.Background(), "print(open('/proc/1/cmdline', 'rb').read().split(b'\\0'))")
+	if want := "[b'/usr/bin/python3', b'-I', b'-B', b'-', b'preload', b'sandbox', b'/tmp', b'']"; r.Output != want {
+		t.Errorf("the worker's command line inside: %q (%s), want %q", r.Output, r.Kind, want)
+	}
+	w := <-p.idle
+	defer func() { p.idle <- w }()
+	pids := []int{w.cmd.Process.Pid}
+	for i := 0; i < len(pids); i++ {
+		kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pids[i], pids[i]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range strings.Fields(string(kids)) {
+			n, _ := strconv.Atoi(f)
+			pids = append(pids, n)
+		}
+	}
+	if len(pids) < 3 { // bwrap, its init or the worker, a spare child
+		t.Fatalf("the sandbox has only the processes %v", pids)
+	}
+	for _, pid := range pids {
+		cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cmd) > 4096 || bytes.Contains(cmd, []byte("import ")) {
+			t.Errorf("process %d has the program on its command line (%d bytes): %.200q", pid, len(cmd), cmd)
+		}
+	}
+}
+
 func TestConcurrent(t *testing.T) {
 	p := sharedPool(t)
 	var wg sync.WaitGroup
@@ -175,16 +211,69 @@ func TestHostile(t *testing.T) {
 	cfg.TotalMemoryBytes = 160 << 20 // the worker (~80 MB) and 4 × 40 MB below do not fit
 	p := newPool(t, cfg)
 	ctx := context.Background()
+	w := p.peekWorker(t)
+	for _, tc := range hostileCases(t, cfg) {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			r := p.Run(ctx, tc.code)
+			if r.Err != nil || !kindIn(r.Kind, tc.kinds) {
+				t.Errorf("got %q (%s, %v, %s), want kind %v", r.Output, r.Kind, r.Err, r.Detail, tc.kinds)
+			}
+			if tc.check != nil {
+				tc.check(t, r, p.peekWorker(t))
+			}
+			t.Logf("%s: %.60q in %v", r.Kind, r.Output, time.Since(start).Round(time.Millisecond))
+			if c := p.Run(ctx, cleanCheck); c.Output != "2 ['cwd']" {
+				t.Errorf("after the call: %q (%s, %s), want 2 processes and an empty /tmp", c.Output, c.Kind, c.Detail)
+			}
+		})
+	}
+	if w2 := p.peekWorker(t); w2 != w {
+		t.Errorf("the worker was replaced (%d → %d): the code could hurt it", w.id, w2.id)
+	}
+	checkPidsPeak(t, w, cfg)
+	if os.Geteuid() == 0 && w.cgs["pids"] == "" && p.sb.setpriv == "" {
+		t.Errorf("running as root with neither a pids cgroup nor setpriv: fork bombs are not bounded")
+	}
+}
 
+// checkPidsPeak checks that the processes of w's sandbox stayed within the limit.
+func checkPidsPeak(t *testing.T, w *worker, cfg Config) {
+	t.Helper()
+	cg := w.cgs["pids"]
+	if cg == "" {
+		t.Logf("no pids cgroup: the fork bomb was bounded by RLIMIT_NPROC")
+		return
+	}
+	peak, _ := os.ReadFile(filepath.Join(cg, "pids.peak"))
+	max, _ := os.ReadFile(filepath.Join(cg, "pids.max"))
+	t.Logf("worker pids cgroup: peak %s of max %s", strings.TrimSpace(string(peak)), strings.TrimSpace(string(max)))
+	if n, err := strconv.Atoi(strings.TrimSpace(string(peak))); err == nil && n > cfg.MaxProcs+4 {
+		t.Errorf("pids peak %d over the limit %d", n, cfg.MaxProcs+4)
+	}
+}
+
+// hostileCase is hostile code, the kinds of result it may have, and a check of the result
+// and of the worker that ran it.
+type hostileCase struct {
+	name  string
+	code  string
+	kinds []ErrorKind
+	check func(t *testing.T, r Result, w *worker)
+}
+
+// hostileCases returns code that tries to reach the host, exhaust the limits or break the
+// worker, for a pool with cfg.
+func hostileCases(t *testing.T, cfg Config) []hostileCase {
 	// A listener on the host's loopback that records connections.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
 	var conns sync.WaitGroup
 	connected := make(chan struct{}, 16)
 	conns.Add(1)
+	t.Cleanup(func() { ln.Close(); conns.Wait() })
 	go func() {
 		defer conns.Done()
 		for {
@@ -209,22 +298,17 @@ func TestHostile(t *testing.T) {
 	}
 	secret.WriteString("top secret")
 	secret.Close()
-	defer os.Remove(secret.Name())
+	t.Cleanup(func() { os.Remove(secret.Name()) })
 	project, _ := filepath.Abs("sandbox.go")
 	outside := filepath.Join(t.TempDir(), "escaped")
 	hostTmp := filepath.Join(os.TempDir(), fmt.Sprintf("cir-sandbox-escape-%d", os.Getpid()))
-	defer os.Remove(hostTmp)
+	t.Cleanup(func() { os.Remove(hostTmp) })
 
-	tests := []struct {
-		name  string
-		code  string
-		kinds []ErrorKind
-		check func(t *testing.T, r Result)
-	}{
+	return []hostileCase{
 		{"connect to host loopback", fmt.Sprintf(`import socket
 s = socket.create_connection(("127.0.0.1", %d), timeout=1)
 s.sendall(b"hello")
-print("connected")`, port), []ErrorKind{KindException}, func(t *testing.T, r Result) {
+print("connected")`, port), []ErrorKind{KindException}, func(t *testing.T, r Result, w *worker) {
 			select {
 			case <-connected:
 				t.Errorf("the host listener got a connection")
@@ -237,7 +321,7 @@ for p in (%q, %q):
         print(open(p).read())
     except OSError as e:
         print(type(e).__name__)
-print(os.path.exists(%q))`, secret.Name(), project, home), []ErrorKind{KindOK}, func(t *testing.T, r Result) {
+print(os.path.exists(%q))`, secret.Name(), project, home), []ErrorKind{KindOK}, func(t *testing.T, r Result, w *worker) {
 			if r.Output != "FileNotFoundError\nFileNotFoundError\nFalse" {
 				t.Errorf("the sandbox saw host files: %q", r.Output)
 			}
@@ -247,24 +331,24 @@ print(os.path.exists(%q))`, secret.Name(), project, home), []ErrorKind{KindOK}, 
         open(p, "w").write("x")
         print("wrote", p)
     except OSError as e:
-        print(type(e).__name__)`, outside, hostTmp), []ErrorKind{KindOK}, func(t *testing.T, r Result) {
+        print(type(e).__name__)`, outside, hostTmp), []ErrorKind{KindOK}, func(t *testing.T, r Result, w *worker) {
 			for _, p := range []string{outside, hostTmp, "/usr/evil"} {
 				if _, err := os.Stat(p); err == nil {
 					t.Errorf("%s appeared on the host", p)
 				}
 			}
 		}},
-		{"infinite loop", "while True:\n    pass", []ErrorKind{KindTimeout}, func(t *testing.T, r Result) {
+		{"infinite loop", "while True:\n    pass", []ErrorKind{KindTimeout}, func(t *testing.T, r Result, w *worker) {
 			if r.Output != TimeoutOutput || r.Duration > cfg.Timeout+time.Second {
 				t.Errorf("got %q after %v", r.Output, r.Duration)
 			}
 		}},
-		{"16 GiB allocation", "x = bytearray(16 << 30)\nprint(len(x))", []ErrorKind{KindException}, func(t *testing.T, r Result) {
+		{"16 GiB allocation", "x = bytearray(16 << 30)\nprint(len(x))", []ErrorKind{KindException}, func(t *testing.T, r Result, w *worker) {
 			if r.Output != "MemoryError" {
 				t.Errorf("got %q, want MemoryError", r.Output)
 			}
 		}},
-		{"16 GiB numpy", "import numpy as np\nx = np.ones(2 << 30)\nprint(x.sum())", []ErrorKind{KindException}, func(t *testing.T, r Result) {
+		{"16 GiB numpy", "import numpy as np\nx = np.ones(2 << 30)\nprint(x.sum())", []ErrorKind{KindException}, func(t *testing.T, r Result, w *worker) {
 			if !strings.Contains(r.Output, "MemoryError") {
 				t.Errorf("got %q, want a MemoryError", r.Output)
 			}
@@ -277,8 +361,8 @@ for i in range(3):
         os._exit(0)
 b = b"y" * (40 << 20)
 print("allocated")
-os.wait()`, []ErrorKind{KindOK, KindCrash, KindTimeout, KindException}, func(t *testing.T, r Result) {
-			if cg := p.peekWorker(t).cgs["memory"]; cg != "" {
+os.wait()`, []ErrorKind{KindOK, KindCrash, KindTimeout, KindException}, func(t *testing.T, r Result, w *worker) {
+			if cg := w.cgs["memory"]; cg != "" {
 				peak, _ := os.ReadFile(filepath.Join(cg, "memory.max_usage_in_bytes"))
 				fails, _ := os.ReadFile(filepath.Join(cg, "memory.failcnt"))
 				t.Logf("memory cgroup peak %s bytes, limit %d, limit hit %s times",
@@ -293,7 +377,7 @@ while True:
     try:
         os.fork()
     except OSError:
-        pass`, []ErrorKind{KindTimeout, KindCrash}, func(t *testing.T, r Result) {
+        pass`, []ErrorKind{KindTimeout, KindCrash}, func(t *testing.T, r Result, w *worker) {
 			// The pids limit stops the forks; the copies of a worker with numpy and sympy loaded
 			// may fill the 160 MiB memory cgroup first, and its OOM killer then takes the call's
 			// process (oom_score_adj 1000), not the worker.
@@ -304,19 +388,19 @@ while True:
 				t.Errorf("took %v, timeout %v", r.Duration, cfg.Timeout)
 			}
 		}},
-		{"100 MB of output", "import sys\nfor i in range(100):\n    sys.stdout.write('x' * 1000000)", []ErrorKind{KindLimit}, func(t *testing.T, r Result) {
+		{"100 MB of output", "import sys\nfor i in range(100):\n    sys.stdout.write('x' * 1000000)", []ErrorKind{KindLimit}, func(t *testing.T, r Result, w *worker) {
 			if want := strings.Repeat("x", 200) + "..." + strings.Repeat("x", 200); r.Output != want {
 				t.Errorf("got %d chars %.30q, want the truncated run of x", len(r.Output), r.Output)
 			}
 		}},
-		{"kill its parent", "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.kill(1, signal.SIGTERM)\nprint('still here')", []ErrorKind{KindOK}, func(t *testing.T, r Result) {
+		{"kill its parent", "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.kill(1, signal.SIGTERM)\nprint('still here')", []ErrorKind{KindOK}, func(t *testing.T, r Result, w *worker) {
 			if r.Output != "still here" {
 				t.Errorf("got %q", r.Output)
 			}
 		}},
 		{"forge a result", "import os\nos.write(3, b'{\"status\": \"ok\"\\n')\nimport time\ntime.sleep(60)", []ErrorKind{KindCrash}, nil},
 		{"kill everything", "import os, signal\nos.kill(-1, signal.SIGKILL)\nprint('done')", []ErrorKind{KindOK, KindException}, nil},
-		{"close stdout", "import os, sys\nprint('before')\nsys.stdout.flush()\nos.close(1)\nprint('after')", []ErrorKind{KindOK}, func(t *testing.T, r Result) {
+		{"close stdout", "import os, sys\nprint('before')\nsys.stdout.flush()\nos.close(1)\nprint('after')", []ErrorKind{KindOK}, func(t *testing.T, r Result, w *worker) {
 			if r.Output != "before" {
 				t.Errorf("got %q, want %q", r.Output, "before")
 			}
@@ -329,7 +413,7 @@ if os.fork() == 0:
         time.sleep(60)
         open("/tmp/daemon-was-here", "w").write("x")
     os._exit(0)
-print("parent done")`, []ErrorKind{KindOK}, func(t *testing.T, r Result) {
+print("parent done")`, []ErrorKind{KindOK}, func(t *testing.T, r Result, w *worker) {
 			if r.Output != "parent done" {
 				t.Errorf("got %q", r.Output)
 			}
@@ -339,41 +423,6 @@ subprocess.Popen(["sleep", "60"])
 subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60"])
 time.sleep(60)`, []ErrorKind{KindTimeout}, nil},
 	}
-	w := p.peekWorker(t)
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			start := time.Now()
-			r := p.Run(ctx, tc.code)
-			if r.Err != nil || !kindIn(r.Kind, tc.kinds) {
-				t.Errorf("got %q (%s, %v, %s), want kind %v", r.Output, r.Kind, r.Err, r.Detail, tc.kinds)
-			}
-			if tc.check != nil {
-				tc.check(t, r)
-			}
-			t.Logf("%s: %.60q in %v", r.Kind, r.Output, time.Since(start).Round(time.Millisecond))
-			if c := p.Run(ctx, cleanCheck); c.Output != "2 ['cwd']" {
-				t.Errorf("after the call: %q (%s, %s), want 2 processes and an empty /tmp", c.Output, c.Kind, c.Detail)
-			}
-		})
-	}
-	if w2 := p.peekWorker(t); w2 != w {
-		t.Errorf("the worker was replaced (%d → %d): the code could hurt it", w.id, w2.id)
-	}
-	if cg := w.cgs["pids"]; cg != "" {
-		peak, _ := os.ReadFile(filepath.Join(cg, "pids.peak"))
-		max, _ := os.ReadFile(filepath.Join(cg, "pids.max"))
-		t.Logf("worker pids cgroup: peak %s of max %s", strings.TrimSpace(string(peak)), strings.TrimSpace(string(max)))
-		if n, err := strconv.Atoi(strings.TrimSpace(string(peak))); err == nil && n > cfg.MaxProcs+4 {
-			t.Errorf("pids peak %d over the limit %d", n, cfg.MaxProcs+4)
-		}
-	} else {
-		t.Logf("no pids cgroup: the fork bomb was bounded by RLIMIT_NPROC")
-	}
-	if os.Geteuid() == 0 && w.cgs["pids"] == "" && p.sb.setpriv == "" {
-		t.Errorf("running as root with neither a pids cgroup nor setpriv: fork bombs are not bounded")
-	}
-	ln.Close()
-	conns.Wait()
 }
 
 func kindIn(k ErrorKind, ks []ErrorKind) bool {
