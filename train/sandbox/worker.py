@@ -281,10 +281,6 @@ def child_main(req_r, out_w, res_w):
     os.dup2(0, 2)
     os.closerange(6, 1 << 16)
     os.chdir(CWD)
-    # The random module reseeds itself after fork; numpy's legacy generator does not.
-    np = sys.modules.get("numpy")
-    if np is not None:
-        np.random.seed(int.from_bytes(os.urandom(4), "little"))  # seed(None) is 10x slower
     sys.stdin = open(0, "r", closefd=False)
     sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
     sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
@@ -485,6 +481,12 @@ class Child:
         self.out_r, out_w = os.pipe()
         self.res_r, res_w = os.pipe()
         self.rest = b""  # what it wrote on the result pipe after its last result line
+        # The random module reseeds itself in a forked child; numpy's legacy generator does
+        # not, so the worker reseeds it for each child (seeding in the child would cost it
+        # copy-on-write faults).
+        np = sys.modules.get("numpy")
+        if np is not None:
+            np.random.seed(int.from_bytes(os.urandom(4), "little"))  # seed(None) is 10x slower
         gc.freeze()
         oom(b"1000")
         self.pid = os.fork()
