@@ -80,17 +80,14 @@ func cmdExec(e *env, args []string) error {
 	cfg.MaxSessions = *maxSessions
 	cfg.Unsafe = *unsafe
 	cfg.Logf = func(format string, a ...any) { fmt.Fprintf(e.stderr, format+"\n", a...) }
-	pool, err := sandbox.New(ctx, cfg)
-	if errors.Is(err, sandbox.ErrNoSandbox) {
-		return errorf("install bubblewrap, or pass --unsafe-no-sandbox to run without containment", "exec: bwrap not found")
+	if *jsonl {
+		return execJSONL(ctx, e, cfg, *verbose)
 	}
+	pool, err := sandbox.New(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("exec: %w", err)
+		return startError(err)
 	}
 	defer pool.Close()
-	if *jsonl {
-		return execJSONL(ctx, e, pool, *verbose)
-	}
 
 	src, err := io.ReadAll(e.stdin)
 	if err != nil {
@@ -123,6 +120,14 @@ func cmdExec(e *env, args []string) error {
 	return nil
 }
 
+// startError is the error of a pool that could not be started.
+func startError(err error) error {
+	if errors.Is(err, sandbox.ErrNoSandbox) {
+		return errorf("install bubblewrap, or pass --unsafe-no-sandbox to run without containment", "exec: bwrap not found")
+	}
+	return fmt.Errorf("exec: %w", err)
+}
+
 // execIn is one input line of cir exec --jsonl.
 type execIn struct {
 	Code    *string         `json:"code"`
@@ -138,14 +143,44 @@ type execOut struct {
 // execWindow is how many input lines may wait for their result or for the lines before them.
 const execWindow = 256
 
-// execJSONL runs the JSONL lines of stdin on pool, each line {"code", "session"?}, and writes
-// one line {"output", "kind"} per input line, in input order, as soon as it and the lines
-// before it are done. Lines of one session run one after another in one sandbox.Session,
-// the others at once (as many as the pool has workers). A malformed line stops the reading:
-// the lines before it are run and printed, and the error names it.
-func execJSONL(ctx context.Context, e *env, pool *sandbox.Pool, verbose bool) error {
+// execJSONL runs the JSONL lines of stdin, each line {"code", "session"?}, on a pool with cfg
+// (started while the first lines are read), and writes one line {"output", "kind"} per input
+// line, in input order, as soon as it and the lines before it are done. Lines of one session
+// run one after another in one sandbox.Session, the others at once (as many as the pool has
+// workers). A malformed line stops the reading: the lines before it are run and printed, and
+// the error names it.
+func execJSONL(ctx context.Context, e *env, cfg sandbox.Config, verbose bool) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var pool *sandbox.Pool
+	var poolErr error
+	var startup time.Duration
+	ready := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(ready)
+		pool, poolErr = sandbox.New(ctx, cfg)
+		startup = time.Since(start)
+	}()
+	// A session: its sandbox.Session, made by its first line's job, and its latest line's
+	// finished channel: each line of it waits for the one before.
+	type session struct {
+		s    *sandbox.Session
+		last chan struct{}
+	}
+	sessions := map[string]*session{}
+	defer func() {
+		cancel() // a pool still starting stops
+		<-ready
+		for _, s := range sessions {
+			if s.s != nil {
+				s.s.Close()
+			}
+		}
+		if pool != nil {
+			pool.Close()
+		}
+	}()
 	type job struct {
 		n        int // its line number
 		r        sandbox.Result
@@ -153,7 +188,6 @@ func execJSONL(ctx context.Context, e *env, pool *sandbox.Pool, verbose bool) er
 	}
 	queue := make(chan *job, execWindow) // in input order, to the printer
 	printed := make(chan error, 1)
-	start := time.Now()
 	go func() {
 		var err error
 		for j := range queue {
@@ -179,13 +213,6 @@ func execJSONL(ctx context.Context, e *env, pool *sandbox.Pool, verbose bool) er
 		printed <- err
 	}()
 
-	sessions := map[string]*sandbox.Session{}
-	last := map[string]chan struct{}{} // a session's latest line's finished
-	defer func() {
-		for _, s := range sessions {
-			s.Close()
-		}
-	}()
 	const hint = `each line is {"code": "...", "session": "optional id"}`
 	in := bufio.NewReader(e.stdin)
 	var inErr error
@@ -208,24 +235,33 @@ func execJSONL(ctx context.Context, e *env, pool *sandbox.Pool, verbose bool) er
 			j := &job{n: n, finished: make(chan struct{})}
 			queue <- j
 			ran++
-			if id == "" {
-				go func() { j.r = pool.Run(ctx, code); close(j.finished) }()
-			} else {
-				s := sessions[id]
-				if s == nil {
-					s = pool.Session()
+			var s *session
+			var prev chan struct{}
+			if id != "" {
+				if s = sessions[id]; s == nil {
+					s = &session{}
 					sessions[id] = s
 				}
-				prev := last[id]
-				last[id] = j.finished
-				go func() {
-					if prev != nil {
-						<-prev
-					}
-					j.r = s.Run(ctx, code)
-					close(j.finished)
-				}()
+				prev, s.last = s.last, j.finished
 			}
+			go func() {
+				defer close(j.finished)
+				if prev != nil {
+					<-prev
+				}
+				<-ready
+				switch {
+				case poolErr != nil:
+					j.r = sandbox.Result{Kind: sandbox.KindCanceled, Err: poolErr}
+				case s == nil:
+					j.r = pool.Run(ctx, code)
+				default:
+					if s.s == nil {
+						s.s = pool.Session()
+					}
+					j.r = s.s.Run(ctx, code)
+				}
+			}()
 		}
 		if err == io.EOF {
 			break
@@ -233,13 +269,18 @@ func execJSONL(ctx context.Context, e *env, pool *sandbox.Pool, verbose bool) er
 	}
 	close(queue)
 	err := <-printed
-	if err == nil {
+	if poolErr != nil {
+		err = startError(poolErr)
+	} else if err == nil {
 		err = inErr
 	}
 	if err == nil && ctx.Err() != nil {
 		err = fmt.Errorf("exec: %w", ctx.Err())
 	}
-	fmt.Fprintf(e.stderr, "ran %d lines in %v\n", ran, time.Since(start).Round(time.Millisecond))
+	if poolErr == nil && ran > 0 {
+		fmt.Fprintf(e.stderr, "ran %d lines in %v (%v of it starting the workers)\n", ran,
+			time.Since(start).Round(time.Millisecond), startup.Round(time.Millisecond))
+	}
 	return err
 }
 
