@@ -585,6 +585,9 @@ time.sleep(60)`)
 	if r := p.Run(context.Background(), "import os\nprint(os.listdir('.'))"); r.Output != "[]" {
 		t.Errorf("unsafe: working directory not fresh: %+v", r)
 	}
+	s := p.Session()
+	defer s.Close()
+	runCells(t, s, [2]string{"x = 6\nn = open('f', 'w').write('y')", ""}, [2]string{"print(x * 7, open('f').read())", "42 y"})
 	if os.Geteuid() == 0 && p.sb.setpriv != "" {
 		if r := p.Run(context.Background(), "import os\nos.getuid()"); r.Output != strconv.Itoa(unprivUID) {
 			t.Errorf("unsafe mode as root: the code runs as uid %q, want %d", r.Output, unprivUID)
