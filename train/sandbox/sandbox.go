@@ -59,7 +59,7 @@ const TimeoutOutput = "Timeout Error"
 
 // Config sets up a Pool. The zero value of a field means its default (DefaultConfig).
 type Config struct {
-	Workers     int           // warm workers for stateless calls (calls that run at once); default max(2, NumCPU)
+	Workers     int           // warm workers for stateless calls (run at once); default max(2, NumCPU)
 	Timeout     time.Duration // wall time per call; default 5 s
 	CPUTime     time.Duration // CPU time per call; default Timeout + 1 s
 	MemoryBytes int64         // address space per process; default 4 GiB
@@ -193,7 +193,7 @@ type Pool struct {
 	mu     sync.Mutex
 	closed bool
 	calls  sync.WaitGroup // calls in flight; Add under mu while not closed
-	bg     sync.WaitGroup // replacements, kills, wipes and the janitor; Add under mu while not closed
+	bg     sync.WaitGroup // replacements, wipes and the janitor; Add under mu while not closed
 
 	// The sessions' workers, under mu.
 	live    map[*Session]bool // sessions that hold a worker

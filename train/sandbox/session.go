@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -54,7 +55,7 @@ func (s *Session) Run(ctx context.Context, code string) Result {
 	}
 	defer end()
 	w, err := p.sessionWorker(ctx, s)
-	if err == ErrClosed {
+	if errors.Is(err, ErrClosed) {
 		return Result{Kind: KindCanceled, Err: err}
 	} else if err != nil {
 		return p.startFailed(ctx, err)
@@ -89,6 +90,9 @@ func (s *Session) Run(ctx context.Context, code string) Result {
 	p.notify()
 	p.mu.Unlock()
 	if stop != nil {
+		if err != nil {
+			p.cfg.Logf("sandbox: killing session worker %d: %v", stop.id, err)
+		}
 		stop.kill()
 	}
 	if restarted {
