@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -299,4 +300,39 @@ func TestSessionHostile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSessionsConcurrent runs five sessions at once on two interpreters: each call of a
+// session sees its earlier calls' state unless its interpreter was taken and it says so, and
+// the pool never holds more than two session workers.
+func TestSessionsConcurrent(t *testing.T) {
+	needSandbox(t)
+	cfg := testConfig(t, 1)
+	cfg.MaxSessions = 2
+	cfg.Lazy = true
+	p := newPool(t, cfg)
+	var wg sync.WaitGroup
+	for g := range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := p.Session()
+			defer s.Close()
+			want := 1
+			for i := range 4 {
+				r := s.Run(context.Background(), "n = globals().get('n', 0) + 1\nprint(n)")
+				if strings.Contains(r.Detail, "started afresh") {
+					want = 1
+				}
+				if r.Output != strconv.Itoa(want) || r.Kind != KindOK {
+					t.Errorf("session %d, call %d: %q (%s, %q), want %d", g, i, r.Output, r.Kind, r.Detail, want)
+				}
+				want++
+				if n, _ := p.sessionWorkers(); n > 2 {
+					t.Errorf("%d session workers, at most 2 allowed", n)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
