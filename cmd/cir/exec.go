@@ -28,7 +28,7 @@ const cellSeparator = "# %%"
 func cmdExec(e *env, args []string) error {
 	fs := e.flags("exec")
 	stateful := fs.Bool("stateful", false, "run the cells of stdin in one Python session")
-	jsonl := fs.Bool("jsonl", false, "read lines {\"code\": \"...\", \"session\": \"optional id\"} and write one line\n"+
+	jsonl := fs.Bool("jsonl", false, "read lines {\"code\": \"...\", \"session\": optional string or integer id} and write one line\n"+
 		"{\"output\": \"...\", \"kind\": \"ok|error|timeout|crash|limit\"} per input line, in input order;\n"+
 		"lines with the same session run in order in one Python session, the others at once\n"+
 		"(up to --workers); blank lines are skipped; a malformed line stops the run with an\n"+
@@ -269,7 +269,9 @@ func execJSONL(ctx context.Context, e *env, cfg sandbox.Config, verbose bool) er
 	}
 	close(queue)
 	err := <-printed
-	if poolErr != nil {
+	// Every job waited for the pool's start, and the printer for every job: when one ran,
+	// poolErr and startup are set.
+	if ran > 0 && poolErr != nil {
 		err = startError(poolErr)
 	} else if err == nil {
 		err = inErr
@@ -277,7 +279,7 @@ func execJSONL(ctx context.Context, e *env, cfg sandbox.Config, verbose bool) er
 	if err == nil && ctx.Err() != nil {
 		err = fmt.Errorf("exec: %w", ctx.Err())
 	}
-	if poolErr == nil && ran > 0 {
+	if ran > 0 && poolErr == nil {
 		fmt.Fprintf(e.stderr, "ran %d lines in %v (%v of it starting the workers)\n", ran,
 			time.Since(start).Round(time.Millisecond), startup.Round(time.Millisecond))
 	}
