@@ -306,6 +306,13 @@ func (p *Pool) begin(ctx context.Context) (_ context.Context, end func(), err er
 	}
 	p.calls.Add(1)
 	p.mu.Unlock()
+	ctx, cancel := p.untilClosed(ctx)
+	return ctx, func() { cancel(); p.calls.Done() }, nil
+}
+
+// untilClosed returns a context that is also canceled, with cause ErrClosed, when the pool
+// closes.
+func (p *Pool) untilClosed(ctx context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	go func() {
 		select {
@@ -314,7 +321,7 @@ func (p *Pool) begin(ctx context.Context) (_ context.Context, end func(), err er
 		case <-ctx.Done():
 		}
 	}()
-	return ctx, func() { cancel(nil); p.calls.Done() }, nil
+	return ctx, func() { cancel(nil) }
 }
 
 // startFailed is the Result of a call whose worker could not be started.
@@ -408,15 +415,8 @@ func (p *Pool) retire(w *worker, why error) {
 	go func() {
 		defer p.bg.Done()
 		w.kill()
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := p.untilClosed(context.Background())
 		defer cancel()
-		go func() {
-			select {
-			case <-p.done:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
 		nw, err := p.sb.spawn(ctx)
 		if err != nil {
 			if ctx.Err() == nil {

@@ -256,15 +256,8 @@ func (p *Pool) recycle(w *worker) {
 	p.bg.Add(1)
 	go func() {
 		defer p.bg.Done()
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := p.untilClosed(context.Background())
 		defer cancel()
-		go func() {
-			select {
-			case <-p.done:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
 		err := p.wipe(ctx, w)
 		p.mu.Lock()
 		if err == nil && !p.closed {

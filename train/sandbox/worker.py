@@ -664,6 +664,15 @@ def cleanup():
     os.mkdir(CWD, 0o700)
 
 
+def restart(*children):
+    """Closes the children's pipes, kills and wipes everything (cleanup), and returns a new
+    spare child."""
+    for c in set(children) - {None}:
+        c.close()
+    cleanup()
+    return Child()
+
+
 def serve():
     cleanup()
     spare, session = Child(), None  # spare: never used; session: the session's live child
@@ -676,25 +685,17 @@ def serve():
         if "cancel" in req:  # for a call that has already ended
             continue
         if session is not None and not session.alive():  # the OOM killer, or its own doing
-            session.close()
-            session = None
-            cleanup()
+            spare, session = restart(spare, session), None
         if req.get("end"):
-            for c in (spare, session):
-                if c is not None:
-                    c.close()
-            session = None
-            cleanup()
-            spare = Child()
+            spare, session = restart(spare, session), None
             send({"id": req.get("id"), "status": "ended"})
             continue
         fresh = not (req.get("session") and session is not None)
         if fresh:
-            if spare is None or not spare.alive():
-                if spare is not None:
-                    spare.close()
-                    kill_all()  # reap it
+            if spare is None:
                 spare = Child()
+            elif not spare.alive():
+                spare = restart(spare)
             ch, spare = spare, None
         else:
             ch = session
@@ -709,13 +710,8 @@ def serve():
         send(reply)
         if keep:
             session = ch
-            continue
-        for c in (ch, session):
-            if c is not None:
-                c.close()
-        session = None
-        cleanup()
-        spare = Child()
+        else:
+            spare, session = restart(ch, session), None
 
 
 serve()
