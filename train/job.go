@@ -100,13 +100,18 @@ func Open(ctx context.Context, cfg config.Config, b engine.Backend, scorer Score
 		return nil, fmt.Errorf("data: no training problems (set data.train or data.toy.enabled)")
 	}
 
-	// Interpreter, decoder, optimizer.
-	if j.Pool, err = sandbox.New(ctx, sandbox.Config{Workers: cfg.Rollout.SandboxWorkers,
-		Timeout: time.Duration(cfg.Rollout.SandboxTimeout * float64(time.Second))}); err != nil {
+	// Interpreter, decoder, optimizer. Stateful rollouts hold a session (an interpreter) per
+	// trajectory in a decoder slot.
+	slots := min(cfg.Rollout.PromptsPerStep*cfg.Rollout.N, 256)
+	scfg := sandbox.Config{Workers: cfg.Rollout.SandboxWorkers,
+		Timeout: time.Duration(cfg.Rollout.SandboxTimeout * float64(time.Second))}
+	if cfg.Rollout.Stateful {
+		scfg.MaxSessions = max(slots, sandbox.DefaultConfig().MaxSessions)
+	}
+	if j.Pool, err = sandbox.New(ctx, scfg); err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	t.Exec = rollout.NewSandbox(j.Pool)
-	slots := min(cfg.Rollout.PromptsPerStep*cfg.Rollout.N, 256)
 	if t.Dec, err = t.Model.NewDecoder(slots, cfg.Rollout.MaxPrompt+cfg.Rollout.MaxResponse); err != nil {
 		return nil, err
 	}

@@ -29,7 +29,7 @@ var commands = []command{
 	{"tokenize", "--tokenizer T [--jsonl]", "text on stdin to token ids", cmdTokenize},
 	{"detokenize", "--tokenizer T", "token ids on stdin to text", cmdDetokenize},
 	{"grade", "[--mode boxed|lenient]", "grade JSONL {pred, gold} lines against each other", cmdGrade},
-	{"exec", "[--stateful] [--timeout S]", "run Python code from stdin in the sandbox", cmdExec},
+	{"exec", "[--stateful | --jsonl] [--timeout S]", "run Python code from stdin in the sandbox", cmdExec},
 	{"generate", "--model DIR --prompt P [flags]", "sample a tool-interleaved answer", cmdGenerate},
 	{"train", "--config RUN.yaml [key=value ...]", "train with RL and the code interpreter", cmdTrain},
 	{"eval", "--model DIR --bench FILE.jsonl --n K", "evaluate on a benchmark", cmdEval},

@@ -111,6 +111,9 @@ func cmdGenerate(e *env, args []string) error {
 		// Warm workers take seconds to start: start them while the model decodes.
 		cfg := sandbox.DefaultConfig()
 		cfg.Timeout = time.Duration(*timeout * float64(time.Second))
+		if *stateful { // a session per answer
+			cfg.MaxSessions = max(cfg.MaxSessions, *n)
+		}
 		sb = startSandbox(ctx, cfg)
 		defer sb.close()
 		exec = sb

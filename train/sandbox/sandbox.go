@@ -2,23 +2,21 @@
 // bubblewrap, on a pool of warm workers.
 //
 // Each worker is one bwrap sandbox (user, PID, network, IPC and UTS namespaces unshared, the
-// system read-only, a private tmpfs /tmp, nothing of the host's home or the project visible)
-// whose PID 1 is a Python process with numpy and sympy already imported. A call runs in a child
-// of that process, forked ahead of it, in a new session with rlimits (CPU time, address space,
-// file size, open files, processes). Forking that process costs more CPU than everything else
-// of a trivial call, so a child serves successive stateless calls while it stays clean, with
-// the semantics of a fresh fork per call: nothing of one call is visible to the next. Clean
-// means: the code passes a static check (it imports only a fixed set of pure modules; no
-// attribute stores, dunders, exec/eval/open/getattr/setattr, functions that change global
-// settings such as numpy's set_printoptions, ...), the call ends normally or with an ordinary
-// exception, and afterwards the child's modules, global settings, random states, threads,
-// files and the namespace's processes are as a fresh fork's (worker.py's header has the exact
-// rules); Pool.Reuse counts such calls. Any other call runs on a never-used spare child, and
-// after it every other process of the namespace is killed and reaped and /tmp is wiped, so it
-// leaves nothing behind. The worker is its namespace's init, so the code cannot kill it; a
-// worker that dies, hangs or breaks its protocol anyway is killed (the whole namespace with it)
-// and replaced. When running as root each worker also lives in its own pids cgroup and runs as
-// an unprivileged uid, which bounds fork bombs.
+// system and / read-only, private tmpfs /tmp and /dev/shm, nothing of the host's home or the
+// project visible) whose PID 1 is a Python process with numpy and sympy already imported; its
+// program comes on stdin, not on the command line. Every stateless call runs in a child of that
+// process that no other call has used, forked ahead of the call, in a new session with rlimits
+// (CPU time, address space, file size, open files, processes, message queues) and a seccomp
+// filter that keeps it from the kernel's keyrings. After the call every other process of the
+// namespace is killed and reaped, /tmp and /dev/shm are wiped and System V IPC objects
+// removed, so the next call starts from the worker's state again, as every call does. The
+// worker is its namespace's init, so the code cannot kill it; a worker that dies, hangs or
+// breaks its protocol anyway is killed (the whole namespace with it) and replaced. When
+// running as root each worker also lives in its own pids and memory cgroups and runs as an
+// unprivileged uid, which bounds fork bombs.
+//
+// A Session (a stateful namespace: one trajectory's) holds a worker of its own, whose child
+// lives from the session's first call to its end and runs its calls one after another.
 //
 // Results follow the interpreter protocol of DESIGN.md: stdout stripped; on an exception the
 // last line of the traceback; "Timeout Error"; more than 400 characters shown as the first 200,
@@ -30,11 +28,9 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"math/rand/v2"
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -63,7 +59,7 @@ const TimeoutOutput = "Timeout Error"
 
 // Config sets up a Pool. The zero value of a field means its default (DefaultConfig).
 type Config struct {
-	Workers     int           // warm workers (calls that run at once); default max(2, NumCPU)
+	Workers     int           // warm workers for stateless calls (run at once); default max(2, NumCPU)
 	Timeout     time.Duration // wall time per call; default 5 s
 	CPUTime     time.Duration // CPU time per call; default Timeout + 1 s
 	MemoryBytes int64         // address space per process; default 4 GiB
@@ -74,9 +70,15 @@ type Config struct {
 	MaxFileBytes     int64  // largest file a call may write; default 16 MiB
 	MaxOpenFiles     int    // open files per process; default 256
 	MaxProcs         int    // processes per call; default 32
-	TmpBytes         int64  // size of the private /tmp; default 64 MiB
+	TmpBytes         int64  // size of the private /tmp (and of /dev/shm); default 64 MiB
 	Python           string // interpreter; default /usr/bin/python3
 	Lazy             bool   // don't import numpy and sympy before the first call
+	// MaxSessions bounds the sessions that hold an interpreter (a worker each, about 80 MB)
+	// at once; default 32. See Session.
+	MaxSessions int
+	// SessionIdle is how long a session may go without calls before its interpreter is
+	// stopped (it starts afresh on the session's next call); default 10 minutes.
+	SessionIdle time.Duration
 	// Unsafe runs Python without bubblewrap or cgroups: only the rlimits, the per-call kill,
 	// a private working directory and (as root) an unprivileged uid remain. For machines
 	// without bwrap (--unsafe-no-sandbox).
@@ -98,6 +100,8 @@ func DefaultConfig() Config {
 		MaxProcs:       32,
 		TmpBytes:       64 << 20,
 		Python:         "/usr/bin/python3",
+		MaxSessions:    32,
+		SessionIdle:    10 * time.Minute,
 		Logf:           log.Printf,
 	}
 }
@@ -138,6 +142,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Python == "" {
 		c.Python = d.Python
 	}
+	if c.MaxSessions == 0 {
+		c.MaxSessions = d.MaxSessions
+	}
+	if c.SessionIdle == 0 {
+		c.SessionIdle = d.SessionIdle
+	}
 	if c.Logf == nil {
 		c.Logf = d.Logf
 	}
@@ -154,6 +164,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("sandbox: Config.TotalMemoryBytes is %d, want ≥ 128 MiB", c.TotalMemoryBytes)
 	case c.MaxProcs < 1 || c.MaxOpenFiles < 16 || c.MaxFileBytes < 0 || c.TmpBytes < 1<<20:
 		return c, fmt.Errorf("sandbox: Config.MaxProcs, MaxOpenFiles, MaxFileBytes or TmpBytes out of range")
+	case c.MaxSessions < 0 || c.SessionIdle < 0:
+		return c, fmt.Errorf("sandbox: Config.MaxSessions is %d and SessionIdle %v, want both ≥ 0", c.MaxSessions, c.SessionIdle)
 	}
 	return c, nil
 }
@@ -163,7 +175,8 @@ type Result struct {
 	Output   string        // exactly the text between the output fences
 	Kind     ErrorKind     // how the call ended
 	Duration time.Duration // wall time of the call, waiting for a worker excluded
-	// Detail says more about a crash for logs (never shown to the model); empty otherwise.
+	// Detail says more for logs (never shown to the model): why a call crashed, or that a
+	// session's interpreter was started afresh; empty otherwise.
 	Detail string
 	// Err is non-nil only when the code did not run to an outcome for a reason outside it:
 	// ErrClosed, the context's error, or a worker that could not be started.
@@ -174,30 +187,40 @@ type Result struct {
 type Pool struct {
 	cfg  Config
 	sb   *sandboxer
-	idle chan *worker // nil entries are slots whose worker must be started first
+	idle chan *worker // stateless calls' workers; nil entries are slots to start a worker in
 	done chan struct{}
 
 	mu     sync.Mutex
 	closed bool
 	calls  sync.WaitGroup // calls in flight; Add under mu while not closed
-	bg     sync.WaitGroup // replacements and kills in flight
+	bg     sync.WaitGroup // replacements, wipes and the janitor; Add under mu while not closed
 
-	ran, reused atomic.Int64 // calls that ran to a reply; those of them on a used child
+	// The sessions' workers, under mu.
+	live    map[*Session]bool // sessions that hold a worker
+	spares  []spare           // wiped session workers that hold no session, the latest last
+	nsess   int               // session workers alive or on their way (at most MaxSessions)
+	changed chan struct{}     // closed (and replaced) when a session worker may be free
+	janitor bool              // the janitor of idle sessions runs
 }
 
-// Workers returns how many calls the pool runs at once; more wait for a worker.
+// spare is a wiped session worker and since when it has waited for a session.
+type spare struct {
+	w     *worker
+	since time.Time
+}
+
+// Workers returns how many stateless calls the pool runs at once; more wait for a worker.
 func (p *Pool) Workers() int { return p.cfg.Workers }
-
-// Reuse returns how many calls have run on a worker so far and how many of them ran on a
-// child process an earlier call had left clean (see the package doc), for logs and tests.
-func (p *Pool) Reuse() (calls, reused int64) {
-	return p.ran.Load(), p.reused.Load()
-}
 
 // New starts a pool of cfg.Workers warm workers and waits until they are ready. It fails
 // with an error wrapping ErrNoSandbox when bwrap is missing and cfg.Unsafe is false, and
 // with the worker's own message when Python or numpy/sympy cannot be started. It never panics.
 func New(ctx context.Context, cfg Config) (*Pool, error) {
+	return startPool(ctx, cfg, "")
+}
+
+// startPool is New with another worker program when script is not empty (tests).
+func startPool(ctx context.Context, cfg Config, script string) (*Pool, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -206,7 +229,11 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pool{cfg: cfg, sb: sb, idle: make(chan *worker, cfg.Workers), done: make(chan struct{})}
+	if script != "" {
+		sb.script = script
+	}
+	p := &Pool{cfg: cfg, sb: sb, idle: make(chan *worker, cfg.Workers), done: make(chan struct{}),
+		live: map[*Session]bool{}, changed: make(chan struct{})}
 	type started struct {
 		w   *worker
 		err error
@@ -240,47 +267,11 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 // pool is closed, ctx ends first, or no worker could be started. Whatever the code does, Run
 // never panics, and once it has a worker it returns within the time limit plus a grace period.
 func (p *Pool) Run(ctx context.Context, code string) Result {
-	return p.exec(ctx, request{Code: code}, 0)
-}
-
-// request is one call as the worker reads it.
-type request struct {
-	ID      uint64   `json:"id"`
-	Code    string   `json:"code"`
-	Prelude []string `json:"prelude,omitempty"`
-	Seed    *uint32  `json:"seed,omitempty"`
-	Timeout float64  `json:"timeout"`
-	CPU     int      `json:"cpu"`
-	Mem     int64    `json:"mem"`
-	FSize   int64    `json:"fsize"`
-	NoFile  int      `json:"nofile"`
-	NProc   int      `json:"nproc"`
-	Out     int      `json:"out"`
-}
-
-// exec runs one request on a worker; extra lengthens the time limit (a session's replay).
-func (p *Pool) exec(ctx context.Context, req request, extra time.Duration) Result {
-	if err := ctx.Err(); err != nil {
+	ctx, end, err := p.begin(ctx)
+	if err != nil {
 		return Result{Kind: KindCanceled, Err: err}
 	}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return Result{Kind: KindCanceled, Err: ErrClosed}
-	}
-	p.calls.Add(1)
-	p.mu.Unlock()
-	defer p.calls.Done()
-	// Closing the pool cancels the calls in flight.
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	go func() {
-		select {
-		case <-p.done:
-			cancel(ErrClosed)
-		case <-ctx.Done():
-		}
-	}()
+	defer end()
 	var w *worker
 	select {
 	case w = <-p.idle:
@@ -288,30 +279,82 @@ func (p *Pool) exec(ctx context.Context, req request, extra time.Duration) Resul
 		return Result{Kind: KindCanceled, Err: context.Cause(ctx)}
 	}
 	if w == nil {
-		var err error
 		if w, err = p.sb.spawn(ctx); err != nil {
 			p.release(nil)
-			if ctx.Err() != nil {
-				return Result{Kind: KindCanceled, Err: context.Cause(ctx)}
-			}
-			return Result{Kind: KindCrash, Output: "Execution Error", Detail: err.Error(), Err: err}
+			return p.startFailed(ctx, err)
 		}
 	}
-	p.sb.fill(&req, extra)
-	clamp(ctx, &req)
-	start := time.Now()
-	rep, err := w.call(ctx, req, p.sb.timeout(extra)+p.sb.grace())
-	d := time.Since(start)
+	r, _, err := p.call(ctx, w, request{Code: code})
 	if err != nil {
 		p.retire(w, err)
 	} else {
-		p.ran.Add(1)
-		if rep.Reused {
-			p.reused.Add(1)
-		}
 		p.release(w)
 	}
-	return outcome(ctx, rep, err, req.Out, d)
+	return r
+}
+
+// begin registers a call. The context it returns is canceled with ErrClosed when the pool
+// closes; end must be called when the call is over. The error is the context's, or ErrClosed.
+func (p *Pool) begin(ctx context.Context) (_ context.Context, end func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, nil, ErrClosed
+	}
+	p.calls.Add(1)
+	p.mu.Unlock()
+	ctx, cancel := p.untilClosed(ctx)
+	return ctx, func() { cancel(); p.calls.Done() }, nil
+}
+
+// untilClosed returns a context that is also canceled, with cause ErrClosed, when the pool
+// closes.
+func (p *Pool) untilClosed(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		select {
+		case <-p.done:
+			cancel(ErrClosed)
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { cancel(nil) }
+}
+
+// startFailed is the Result of a call whose worker could not be started.
+func (p *Pool) startFailed(ctx context.Context, err error) Result {
+	if ctx.Err() != nil {
+		return Result{Kind: KindCanceled, Err: context.Cause(ctx)}
+	}
+	return Result{Kind: KindCrash, Output: "Execution Error", Detail: err.Error(), Err: err}
+}
+
+// request is one call as the worker reads it.
+type request struct {
+	ID      uint64  `json:"id"`
+	Code    string  `json:"code,omitempty"`
+	Session bool    `json:"session,omitempty"` // keep the child for the session's next call
+	End     bool    `json:"end,omitempty"`     // the session is over: back to a pristine worker
+	Timeout float64 `json:"timeout,omitempty"`
+	CPU     int     `json:"cpu,omitempty"`
+	Mem     int64   `json:"mem,omitempty"`
+	FSize   int64   `json:"fsize,omitempty"`
+	NoFile  int     `json:"nofile,omitempty"`
+	NProc   int     `json:"nproc,omitempty"`
+	Out     int     `json:"out,omitempty"`
+}
+
+// call runs req on w and returns its result, the worker's reply and the error that makes w
+// unusable (the caller must retire or kill it).
+func (p *Pool) call(ctx context.Context, w *worker, req request) (Result, *reply, error) {
+	p.sb.fill(&req)
+	clamp(ctx, &req)
+	start := time.Now()
+	rep, err := w.call(ctx, req, p.sb.timeout()+p.sb.grace())
+	return outcome(ctx, rep, err, req.Out, time.Since(start)), rep, err
 }
 
 // clamp shortens the request's time limit to the context's deadline, so that the worker
@@ -339,47 +382,46 @@ func outcome(ctx context.Context, rep *reply, err error, outCap int, d time.Dura
 	return r
 }
 
-// release puts a worker (or an empty slot) back; on a closed pool it kills the worker.
+// release puts a stateless worker (or an empty slot) back; on a closed pool it stops the
+// worker.
 func (p *Pool) release(w *worker) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		if w != nil {
-			p.bg.Add(1)
-			go func() { defer p.bg.Done(); w.stop() }()
-		}
+	if !p.closed {
+		p.idle <- w // never blocks: the channel has room for every worker
+		p.mu.Unlock()
 		return
 	}
-	p.idle <- w
+	p.mu.Unlock()
+	if w != nil {
+		w.stop()
+	}
 }
 
-// retire kills a broken worker and starts its replacement in the background; the slot goes
-// back to the pool when the new worker is ready (or empty, to be started on demand, when it
-// cannot be started).
+// retire kills a broken stateless worker and starts its replacement in the background; the
+// slot goes back to the pool when the new worker is ready (or empty, to be started on demand,
+// when it cannot be started).
 func (p *Pool) retire(w *worker, why error) {
+	p.mu.Lock()
+	closed := p.closed
+	if !closed {
+		p.bg.Add(1)
+	}
+	p.mu.Unlock()
+	if closed {
+		w.kill()
+		return
+	}
 	p.cfg.Logf("sandbox: replacing worker %d: %v", w.id, why)
-	p.bg.Add(1)
 	go func() {
 		defer p.bg.Done()
 		w.kill()
-		p.mu.Lock()
-		closed := p.closed
-		p.mu.Unlock()
-		if closed {
-			return
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() {
-			select {
-			case <-p.done:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
+		ctx, cancel := p.untilClosed(context.Background())
+		defer cancel()
 		nw, err := p.sb.spawn(ctx)
-		cancel()
 		if err != nil {
-			p.cfg.Logf("sandbox: starting a replacement worker: %v", err)
+			if ctx.Err() == nil {
+				p.cfg.Logf("sandbox: starting a replacement worker: %v", err)
+			}
 			nw = nil
 		}
 		p.release(nw)
@@ -388,8 +430,8 @@ func (p *Pool) retire(w *worker, why error) {
 
 // Close stops every worker (and everything running in them) and waits for them to exit.
 // Calls in flight are canceled (Result.Err is ErrClosed) unless they finish first; later
-// calls get ErrClosed. It is idempotent, never panics, and returns the error of removing the
-// pool's files.
+// calls and sessions get ErrClosed. It is idempotent, never panics, and returns the error of
+// removing the pool's files.
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -398,79 +440,42 @@ func (p *Pool) Close() error {
 	}
 	p.closed = true
 	close(p.done)
+	var stop []*worker
+	for s := range p.live {
+		if !s.busy { // a call in flight stops its session's worker itself
+			stop = append(stop, p.detach(s, "the pool was closed"))
+		}
+	}
+	for _, sp := range p.spares {
+		stop = append(stop, sp.w)
+	}
+	p.spares = nil
 	p.mu.Unlock()
-	p.calls.Wait() // they are canceled by done and return their workers
-	for {
-		select {
-		case w := <-p.idle:
-			if w != nil {
-				w.stop()
-			}
-			continue
-		default:
+	var stopping sync.WaitGroup
+	stopAll := func(ws ...*worker) {
+		for _, w := range ws {
+			stopping.Add(1)
+			go func() { defer stopping.Done(); w.stop() }()
 		}
-		break
 	}
+	stopAll(stop...)
+	// Calls are canceled by done and give their workers back (or stop them); so do the
+	// replacements and wipes in the background.
+	p.calls.Wait()
 	p.bg.Wait()
-	// Workers released after the drain were killed by release; drain once more.
 	for {
 		select {
 		case w := <-p.idle:
 			if w != nil {
-				w.stop()
+				stopAll(w)
 			}
 			continue
 		default:
 		}
 		break
 	}
+	stopping.Wait()
 	return p.sb.close()
-}
-
-// Session is one stateful Python namespace (one trajectory's): each Run sees the variables,
-// functions and imports of the earlier Runs. The state is rebuilt on every call by re-running
-// the session's earlier cells with their output discarded (with random and numpy.random seeded
-// per session, so they replay identically), which keeps a session independent of any one
-// worker: a crash or a busy worker never loses it. Cells that timed out or crashed are not
-// replayed. Methods are safe for concurrent use; calls of one session run one at a time.
-type Session struct {
-	p     *Pool
-	seed  uint32
-	mu    sync.Mutex
-	cells []string
-	spent time.Duration // time the replayed cells took
-	done  bool
-}
-
-// Session starts a stateful session on the pool. It never panics; it holds no worker.
-func (p *Pool) Session() *Session {
-	return &Session{p: p, seed: rand.Uint32()}
-}
-
-// Run executes code in the session's namespace; see Pool.Run for the result. It never panics.
-func (s *Session) Run(ctx context.Context, code string) Result {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done {
-		return Result{Kind: KindCanceled, Err: ErrClosed}
-	}
-	seed := s.seed
-	req := request{Code: code, Prelude: s.cells, Seed: &seed}
-	r := s.p.exec(ctx, req, s.spent)
-	if r.Kind == KindOK || r.Kind == KindException {
-		s.cells = append(s.cells[:len(s.cells):len(s.cells)], code)
-		s.spent += r.Duration
-	}
-	return r
-}
-
-// Close ends the session; later Runs return ErrClosed. It always returns nil.
-func (s *Session) Close() error {
-	s.mu.Lock()
-	s.done = true
-	s.cells = nil
-	s.mu.Unlock()
-	return nil
 }
 
 // RunOnce executes code in a fresh sandboxed Python process started for this call alone and
@@ -495,27 +500,27 @@ func RunOnce(ctx context.Context, cfg Config, code string) Result {
 	}
 	defer w.stop()
 	req := request{Code: code}
-	sb.fill(&req, 0)
+	sb.fill(&req)
 	clamp(ctx, &req)
-	rep, err := w.call(ctx, req, sb.timeout(0)+sb.grace())
+	rep, err := w.call(ctx, req, sb.timeout()+sb.grace())
 	return outcome(ctx, rep, err, req.Out, time.Since(start))
 }
 
 // reply is the worker's answer to one request.
 type reply struct {
-	ID     *uint64 `json:"id"`
-	Ready  bool    `json:"ready"`
-	Status string  `json:"status"`
-	Head   string  `json:"head"`
-	Tail   string  `json:"tail"`
-	Bytes  int64   `json:"bytes"`
-	Error  string  `json:"error"`
-	Value  *string `json:"value"`
-	Signal int     `json:"signal"`
-	Exit   int     `json:"exit"`
-	Wall   float64 `json:"wall"`
-	Reused bool    `json:"reused"` // it ran on a child an earlier call had used
-	CPU    float64 `json:"cpu"`
+	ID       *uint64  `json:"id"`
+	Ready    bool     `json:"ready"`
+	Warnings []string `json:"warnings"` // with ready: containment it could not set up
+	Status   string   `json:"status"`
+	Head     string   `json:"head"`
+	Tail     string   `json:"tail"`
+	Bytes    int64    `json:"bytes"`
+	Error    string   `json:"error"`
+	Value    *string  `json:"value"`
+	Signal   int      `json:"signal"`
+	Exit     int      `json:"exit"`
+	Wall     float64  `json:"wall"`
+	Fresh    bool     `json:"fresh"` // it ran on a child no call had used
 }
 
 // result turns a reply into the text the model is shown.

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -137,47 +138,38 @@ print(random.random(), numpy.random.rand())`)
 	}
 }
 
-func TestSession(t *testing.T) {
+// TestProgramNotOnCommandLine checks that the worker's program reaches Python on stdin: no
+// process of a worker's sandbox has it on its command line, seen from the host or inside.
+func TestProgramNotOnCommandLine(t *testing.T) {
 	p := sharedPool(t)
-	ctx := context.Background()
-	s := p.Session()
-	defer s.Close()
-	steps := []struct {
-		code, want string
-		kind       ErrorKind
-	}{
-		{"import random\nx = 20\nr = random.random()\nprint(r)", "", KindOK},
-		{"x += 1\nx", "21", KindOK},
-		{"x = x * 2\nundefined_name", "NameError: name 'undefined_name' is not defined", KindException},
-		{"while True: x = 0", TimeoutOutput, KindTimeout}, // not replayed: x stays 42
-		{"print(x)", "42", KindOK},
-		{"print(r)", "", KindOK}, // want: the value the first cell printed
+	r := p.Run(context.Background(), "print(open('/proc/1/cmdline', 'rb').read().split(b'\\0'))")
+	if want := "[b'/usr/bin/python3', b'-I', b'-B', b'-', b'preload', b'sandbox', b'/tmp', b'']"; r.Output != want {
+		t.Errorf("the worker's command line inside: %q (%s), want %q", r.Output, r.Kind, want)
 	}
-	var r0 string
-	for i, st := range steps {
-		r := s.Run(ctx, st.code)
-		want := st.want
-		if i == 0 {
-			r0 = r.Output
-			want = r.Output
+	w := <-p.idle
+	defer func() { p.idle <- w }()
+	pids := []int{w.cmd.Process.Pid}
+	for i := 0; i < len(pids); i++ {
+		kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pids[i], pids[i]))
+		if err != nil {
+			t.Fatal(err)
 		}
-		if i == len(steps)-1 {
-			want = r0
-		}
-		if r.Output != want || r.Kind != st.kind {
-			t.Fatalf("cell %d: got %q (%s), want %q (%s)", i, r.Output, r.Kind, want, st.kind)
+		for _, f := range strings.Fields(string(kids)) {
+			n, _ := strconv.Atoi(f)
+			pids = append(pids, n)
 		}
 	}
-	// Sessions do not leak into each other or into stateless calls.
-	if r := p.Session().Run(ctx, "x"); r.Kind != KindException {
-		t.Errorf("new session sees x: %q", r.Output)
+	if len(pids) < 3 { // bwrap, its init or the worker, a spare child
+		t.Fatalf("the sandbox has only the processes %v", pids)
 	}
-	if r := p.Run(ctx, "x"); r.Kind != KindException {
-		t.Errorf("stateless call sees x: %q", r.Output)
-	}
-	s.Close()
-	if r := s.Run(ctx, "1"); !errors.Is(r.Err, ErrClosed) {
-		t.Errorf("Run after Close: %+v, want ErrClosed", r)
+	for _, pid := range pids {
+		cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cmd) > 4096 || bytes.Contains(cmd, []byte("import ")) {
+			t.Errorf("process %d has the program on its command line (%d bytes): %.200q", pid, len(cmd), cmd)
+		}
 	}
 }
 
@@ -219,16 +211,69 @@ func TestHostile(t *testing.T) {
 	cfg.TotalMemoryBytes = 160 << 20 // the worker (~80 MB) and 4 × 40 MB below do not fit
 	p := newPool(t, cfg)
 	ctx := context.Background()
+	w := p.peekWorker(t)
+	for _, tc := range hostileCases(t, cfg) {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			r := p.Run(ctx, tc.code)
+			if r.Err != nil || !kindIn(r.Kind, tc.kinds) {
+				t.Errorf("got %q (%s, %v, %s), want kind %v", r.Output, r.Kind, r.Err, r.Detail, tc.kinds)
+			}
+			if tc.check != nil {
+				tc.check(t, r, p.peekWorker(t))
+			}
+			t.Logf("%s: %.60q in %v", r.Kind, r.Output, time.Since(start).Round(time.Millisecond))
+			if c := p.Run(ctx, cleanCheck); c.Output != "2 ['cwd']" {
+				t.Errorf("after the call: %q (%s, %s), want 2 processes and an empty /tmp", c.Output, c.Kind, c.Detail)
+			}
+		})
+	}
+	if w2 := p.peekWorker(t); w2 != w {
+		t.Errorf("the worker was replaced (%d → %d): the code could hurt it", w.id, w2.id)
+	}
+	checkPidsPeak(t, w, cfg)
+	if os.Geteuid() == 0 && w.cgs["pids"] == "" && p.sb.setpriv == "" {
+		t.Errorf("running as root with neither a pids cgroup nor setpriv: fork bombs are not bounded")
+	}
+}
 
+// checkPidsPeak checks that the processes of w's sandbox stayed within the limit.
+func checkPidsPeak(t *testing.T, w *worker, cfg Config) {
+	t.Helper()
+	cg := w.cgs["pids"]
+	if cg == "" {
+		t.Logf("no pids cgroup: the fork bomb was bounded by RLIMIT_NPROC")
+		return
+	}
+	peak, _ := os.ReadFile(filepath.Join(cg, "pids.peak"))
+	max, _ := os.ReadFile(filepath.Join(cg, "pids.max"))
+	t.Logf("worker pids cgroup: peak %s of max %s", strings.TrimSpace(string(peak)), strings.TrimSpace(string(max)))
+	if n, err := strconv.Atoi(strings.TrimSpace(string(peak))); err == nil && n > cfg.MaxProcs+4 {
+		t.Errorf("pids peak %d over the limit %d", n, cfg.MaxProcs+4)
+	}
+}
+
+// hostileCase is hostile code, the kinds of result it may have, and a check of the result
+// and of the worker that ran it.
+type hostileCase struct {
+	name  string
+	code  string
+	kinds []ErrorKind
+	check func(t *testing.T, r Result, w *worker)
+}
+
+// hostileCases returns code that tries to reach the host, exhaust the limits or break the
+// worker, for a pool with cfg.
+func hostileCases(t *testing.T, cfg Config) []hostileCase {
 	// A listener on the host's loopback that records connections.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
 	var conns sync.WaitGroup
 	connected := make(chan struct{}, 16)
 	conns.Add(1)
+	t.Cleanup(func() { ln.Close(); conns.Wait() })
 	go func() {
 		defer conns.Done()
 		for {
@@ -253,22 +298,17 @@ func TestHostile(t *testing.T) {
 	}
 	secret.WriteString("top secret")
 	secret.Close()
-	defer os.Remove(secret.Name())
+	t.Cleanup(func() { os.Remove(secret.Name()) })
 	project, _ := filepath.Abs("sandbox.go")
 	outside := filepath.Join(t.TempDir(), "escaped")
 	hostTmp := filepath.Join(os.TempDir(), fmt.Sprintf("cir-sandbox-escape-%d", os.Getpid()))
-	defer os.Remove(hostTmp)
+	t.Cleanup(func() { os.Remove(hostTmp) })
 
-	tests := []struct {
-		name  string
-		code  string
-		kinds []ErrorKind
-		check func(t *testing.T, r Result)
-	}{
+	return []hostileCase{
 		{"connect to host loopback", fmt.Sprintf(`import socket
 s = socket.create_connection(("127.0.0.1", %d), timeout=1)
 s.sendall(b"hello")
-print("connected")`, port), []ErrorKind{KindException}, func(t *testing.T, r Result) {
+print("connected")`, port), []ErrorKind{KindException}, func(t *testing.T, r Result, w *worker) {
 			select {
 			case <-connected:
 				t.Errorf("the host listener got a connection")
@@ -281,7 +321,7 @@ for p in (%q, %q):
         print(open(p).read())
     except OSError as e:
         print(type(e).__name__)
-print(os.path.exists(%q))`, secret.Name(), project, home), []ErrorKind{KindOK}, func(t *testing.T, r Result) {
+print(os.path.exists(%q))`, secret.Name(), project, home), []ErrorKind{KindOK}, func(t *testing.T, r Result, w *worker) {
 			if r.Output != "FileNotFoundError\nFileNotFoundError\nFalse" {
 				t.Errorf("the sandbox saw host files: %q", r.Output)
 			}
@@ -291,24 +331,24 @@ print(os.path.exists(%q))`, secret.Name(), project, home), []ErrorKind{KindOK}, 
         open(p, "w").write("x")
         print("wrote", p)
     except OSError as e:
-        print(type(e).__name__)`, outside, hostTmp), []ErrorKind{KindOK}, func(t *testing.T, r Result) {
+        print(type(e).__name__)`, outside, hostTmp), []ErrorKind{KindOK}, func(t *testing.T, r Result, w *worker) {
 			for _, p := range []string{outside, hostTmp, "/usr/evil"} {
 				if _, err := os.Stat(p); err == nil {
 					t.Errorf("%s appeared on the host", p)
 				}
 			}
 		}},
-		{"infinite loop", "while True:\n    pass", []ErrorKind{KindTimeout}, func(t *testing.T, r Result) {
+		{"infinite loop", "while True:\n    pass", []ErrorKind{KindTimeout}, func(t *testing.T, r Result, w *worker) {
 			if r.Output != TimeoutOutput || r.Duration > cfg.Timeout+time.Second {
 				t.Errorf("got %q after %v", r.Output, r.Duration)
 			}
 		}},
-		{"16 GiB allocation", "x = bytearray(16 << 30)\nprint(len(x))", []ErrorKind{KindException}, func(t *testing.T, r Result) {
+		{"16 GiB allocation", "x = bytearray(16 << 30)\nprint(len(x))", []ErrorKind{KindException}, func(t *testing.T, r Result, w *worker) {
 			if r.Output != "MemoryError" {
 				t.Errorf("got %q, want MemoryError", r.Output)
 			}
 		}},
-		{"16 GiB numpy", "import numpy as np\nx = np.ones(2 << 30)\nprint(x.sum())", []ErrorKind{KindException}, func(t *testing.T, r Result) {
+		{"16 GiB numpy", "import numpy as np\nx = np.ones(2 << 30)\nprint(x.sum())", []ErrorKind{KindException}, func(t *testing.T, r Result, w *worker) {
 			if !strings.Contains(r.Output, "MemoryError") {
 				t.Errorf("got %q, want a MemoryError", r.Output)
 			}
@@ -321,8 +361,8 @@ for i in range(3):
         os._exit(0)
 b = b"y" * (40 << 20)
 print("allocated")
-os.wait()`, []ErrorKind{KindOK, KindCrash, KindTimeout, KindException}, func(t *testing.T, r Result) {
-			if cg := p.peekWorker(t).cgs["memory"]; cg != "" {
+os.wait()`, []ErrorKind{KindOK, KindCrash, KindTimeout, KindException}, func(t *testing.T, r Result, w *worker) {
+			if cg := w.cgs["memory"]; cg != "" {
 				peak, _ := os.ReadFile(filepath.Join(cg, "memory.max_usage_in_bytes"))
 				fails, _ := os.ReadFile(filepath.Join(cg, "memory.failcnt"))
 				t.Logf("memory cgroup peak %s bytes, limit %d, limit hit %s times",
@@ -337,7 +377,7 @@ while True:
     try:
         os.fork()
     except OSError:
-        pass`, []ErrorKind{KindTimeout, KindCrash}, func(t *testing.T, r Result) {
+        pass`, []ErrorKind{KindTimeout, KindCrash}, func(t *testing.T, r Result, w *worker) {
 			// The pids limit stops the forks; the copies of a worker with numpy and sympy loaded
 			// may fill the 160 MiB memory cgroup first, and its OOM killer then takes the call's
 			// process (oom_score_adj 1000), not the worker.
@@ -348,19 +388,19 @@ while True:
 				t.Errorf("took %v, timeout %v", r.Duration, cfg.Timeout)
 			}
 		}},
-		{"100 MB of output", "import sys\nfor i in range(100):\n    sys.stdout.write('x' * 1000000)", []ErrorKind{KindLimit}, func(t *testing.T, r Result) {
+		{"100 MB of output", "import sys\nfor i in range(100):\n    sys.stdout.write('x' * 1000000)", []ErrorKind{KindLimit}, func(t *testing.T, r Result, w *worker) {
 			if want := strings.Repeat("x", 200) + "..." + strings.Repeat("x", 200); r.Output != want {
 				t.Errorf("got %d chars %.30q, want the truncated run of x", len(r.Output), r.Output)
 			}
 		}},
-		{"kill its parent", "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.kill(1, signal.SIGTERM)\nprint('still here')", []ErrorKind{KindOK}, func(t *testing.T, r Result) {
+		{"kill its parent", "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.kill(1, signal.SIGTERM)\nprint('still here')", []ErrorKind{KindOK}, func(t *testing.T, r Result, w *worker) {
 			if r.Output != "still here" {
 				t.Errorf("got %q", r.Output)
 			}
 		}},
 		{"forge a result", "import os\nos.write(3, b'{\"status\": \"ok\"\\n')\nimport time\ntime.sleep(60)", []ErrorKind{KindCrash}, nil},
 		{"kill everything", "import os, signal\nos.kill(-1, signal.SIGKILL)\nprint('done')", []ErrorKind{KindOK, KindException}, nil},
-		{"close stdout", "import os, sys\nprint('before')\nsys.stdout.flush()\nos.close(1)\nprint('after')", []ErrorKind{KindOK}, func(t *testing.T, r Result) {
+		{"close stdout", "import os, sys\nprint('before')\nsys.stdout.flush()\nos.close(1)\nprint('after')", []ErrorKind{KindOK}, func(t *testing.T, r Result, w *worker) {
 			if r.Output != "before" {
 				t.Errorf("got %q, want %q", r.Output, "before")
 			}
@@ -373,7 +413,7 @@ if os.fork() == 0:
         time.sleep(60)
         open("/tmp/daemon-was-here", "w").write("x")
     os._exit(0)
-print("parent done")`, []ErrorKind{KindOK}, func(t *testing.T, r Result) {
+print("parent done")`, []ErrorKind{KindOK}, func(t *testing.T, r Result, w *worker) {
 			if r.Output != "parent done" {
 				t.Errorf("got %q", r.Output)
 			}
@@ -383,41 +423,6 @@ subprocess.Popen(["sleep", "60"])
 subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60"])
 time.sleep(60)`, []ErrorKind{KindTimeout}, nil},
 	}
-	w := p.peekWorker(t)
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			start := time.Now()
-			r := p.Run(ctx, tc.code)
-			if r.Err != nil || !kindIn(r.Kind, tc.kinds) {
-				t.Errorf("got %q (%s, %v, %s), want kind %v", r.Output, r.Kind, r.Err, r.Detail, tc.kinds)
-			}
-			if tc.check != nil {
-				tc.check(t, r)
-			}
-			t.Logf("%s: %.60q in %v", r.Kind, r.Output, time.Since(start).Round(time.Millisecond))
-			if c := p.Run(ctx, cleanCheck); c.Output != "2 ['cwd']" {
-				t.Errorf("after the call: %q (%s, %s), want 2 processes and an empty /tmp", c.Output, c.Kind, c.Detail)
-			}
-		})
-	}
-	if w2 := p.peekWorker(t); w2 != w {
-		t.Errorf("the worker was replaced (%d → %d): the code could hurt it", w.id, w2.id)
-	}
-	if cg := w.cgs["pids"]; cg != "" {
-		peak, _ := os.ReadFile(filepath.Join(cg, "pids.peak"))
-		max, _ := os.ReadFile(filepath.Join(cg, "pids.max"))
-		t.Logf("worker pids cgroup: peak %s of max %s", strings.TrimSpace(string(peak)), strings.TrimSpace(string(max)))
-		if n, err := strconv.Atoi(strings.TrimSpace(string(peak))); err == nil && n > cfg.MaxProcs+4 {
-			t.Errorf("pids peak %d over the limit %d", n, cfg.MaxProcs+4)
-		}
-	} else {
-		t.Logf("no pids cgroup: the fork bomb was bounded by RLIMIT_NPROC")
-	}
-	if os.Geteuid() == 0 && w.cgs["pids"] == "" && p.sb.setpriv == "" {
-		t.Errorf("running as root with neither a pids cgroup nor setpriv: fork bombs are not bounded")
-	}
-	ln.Close()
-	conns.Wait()
 }
 
 func kindIn(k ErrorKind, ks []ErrorKind) bool {
@@ -449,7 +454,7 @@ func (p *Pool) peekWorker(t *testing.T) *worker {
 // dies, hangs, or writes garbage is replaced, and the call after works.
 func TestRecovery(t *testing.T) {
 	needSandbox(t)
-	const anchor = "        try:\n            reply, kept = run(req, ch, allowed)\n"
+	const anchor = "        try:\n            reply, keep = run(req, ch)\n"
 	if !strings.Contains(workerScript, anchor) {
 		t.Fatal("worker.py no longer has the line this test hooks")
 	}
@@ -466,7 +471,7 @@ func TestRecovery(t *testing.T) {
 	cfg := testConfig(t, 1)
 	cfg.Lazy = true
 	cfg.Timeout = 500 * time.Millisecond
-	p, err := newTestPool(cfg, strings.Replace(workerScript, anchor, hook+anchor, 1))
+	p, err := startPool(context.Background(), cfg, strings.Replace(workerScript, anchor, hook+anchor, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -491,29 +496,6 @@ func TestRecovery(t *testing.T) {
 			}
 		})
 	}
-}
-
-// newTestPool is New with a replaced worker program.
-func newTestPool(cfg Config, script string) (*Pool, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	sb, err := newSandboxer(cfg)
-	if err != nil {
-		return nil, err
-	}
-	sb.script = script
-	p := &Pool{cfg: cfg, sb: sb, idle: make(chan *worker, cfg.Workers), done: make(chan struct{})}
-	for range cfg.Workers {
-		w, err := sb.spawn(context.Background())
-		if err != nil {
-			p.Close()
-			return nil, err
-		}
-		p.idle <- w
-	}
-	return p, nil
 }
 
 func TestCancelAndClose(t *testing.T) {
@@ -603,6 +585,9 @@ time.sleep(60)`)
 	if r := p.Run(context.Background(), "import os\nprint(os.listdir('.'))"); r.Output != "[]" {
 		t.Errorf("unsafe: working directory not fresh: %+v", r)
 	}
+	s := p.Session()
+	defer s.Close()
+	runCells(t, s, [2]string{"x = 6\nn = open('f', 'w').write('y')", ""}, [2]string{"print(x * 7, open('f').read())", "42 y"})
 	if os.Geteuid() == 0 && p.sb.setpriv != "" {
 		if r := p.Run(context.Background(), "import os\nos.getuid()"); r.Output != strconv.Itoa(unprivUID) {
 			t.Errorf("unsafe mode as root: the code runs as uid %q, want %d", r.Output, unprivUID)

@@ -35,14 +35,15 @@ var errProtocol = errors.New("sandbox: worker broke the protocol")
 
 // sandboxer knows how to start workers: the command line and the cgroup parent.
 type sandboxer struct {
-	cfg     Config
-	bwrap   string            // path of bwrap; empty when Unsafe
-	setpriv string            // path of setpriv when dropping root; else empty
-	cgroups map[string]string // this pool's cgroup directory by controller (pids, memory)
-	tmp     string            // unsafe mode: parent of the workers' private directories
-	script  string            // the worker program (tests replace it)
-	nextID  atomic.Uint64
-	reqID   atomic.Uint64
+	cfg      Config
+	bwrap    string            // path of bwrap; empty when Unsafe
+	setpriv  string            // path of setpriv when dropping root; else empty
+	cgroups  map[string]string // this pool's cgroup directory by controller (pids, memory)
+	tmp      string            // unsafe mode: parent of the workers' private directories
+	script   string            // the worker program (tests replace it)
+	warnOnce sync.Once         // the workers' warnings are logged once
+	nextID   atomic.Uint64
+	reqID    atomic.Uint64
 }
 
 func newSandboxer(cfg Config) (*sandboxer, error) {
@@ -86,18 +87,18 @@ func newSandboxer(cfg Config) (*sandboxer, error) {
 }
 
 // timeout is the wall limit the worker enforces for one call.
-func (sb *sandboxer) timeout(extra time.Duration) time.Duration { return sb.cfg.Timeout + extra }
+func (sb *sandboxer) timeout() time.Duration { return sb.cfg.Timeout }
 
 // grace is how much longer than the call's limit the pool waits for the worker's answer
 // before it considers the worker hung: killing and reaping a call's processes and wiping /tmp.
 func (sb *sandboxer) grace() time.Duration { return 2*time.Second + sb.cfg.Timeout/2 }
 
 // fill sets the request's id and limits.
-func (sb *sandboxer) fill(req *request, extra time.Duration) {
+func (sb *sandboxer) fill(req *request) {
 	c := sb.cfg
 	req.ID = sb.reqID.Add(1)
-	req.Timeout = sb.timeout(extra).Seconds()
-	req.CPU = int(math.Ceil((c.CPUTime + extra).Seconds()))
+	req.Timeout = sb.timeout().Seconds()
+	req.CPU = int(math.Ceil(c.CPUTime.Seconds()))
 	req.Mem = c.MemoryBytes
 	req.FSize = c.MaxFileBytes
 	req.NoFile = c.MaxOpenFiles
@@ -142,8 +143,10 @@ func (sb *sandboxer) args(tmp string) []string {
 		u := strconv.Itoa(unprivUID)
 		a = append(a, sb.setpriv, "--reuid="+u, "--regid="+u, "--clear-groups", "--")
 	}
+	// "-": the program comes on stdin (spawn), so that it is neither on the command line, where
+	// ps shows it and argument limits apply, nor in a file the code could read.
 	if c.Unsafe {
-		return append(a, c.Python, "-I", "-B", "-c", sb.script, mode, "unsafe", tmp)
+		return append(a, c.Python, "-I", "-B", "-", mode, "unsafe", tmp)
 	}
 	a = append(a, sb.bwrap,
 		"--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
@@ -164,14 +167,17 @@ func (sb *sandboxer) args(tmp string) []string {
 			a = append(a, "--ro-bind", e, e)
 		}
 	}
-	a = append(a, "--proc", "/proc", "--dev", "/dev",
-		"--size", strconv.FormatInt(c.TmpBytes, 10), "--tmpfs", "/tmp",
+	// / and /dev are read-only: a call can write only to /tmp and /dev/shm, which the worker
+	// wipes after it.
+	size := strconv.FormatInt(c.TmpBytes, 10)
+	a = append(a, "--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/dev/shm",
+		"--size", size, "--tmpfs", "/tmp", "--remount-ro", "/dev", "--remount-ro", "/",
 		"--chdir", "/tmp", "--clearenv",
 		"--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
 		"--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8",
 		"--setenv", "OPENBLAS_NUM_THREADS", "1", "--setenv", "OMP_NUM_THREADS", "1",
 		"--setenv", "MPLBACKEND", "Agg",
-		c.Python, "-I", "-B", "-c", sb.script, mode, "sandbox", "/tmp")
+		c.Python, "-I", "-B", "-", mode, "sandbox", "/tmp")
 	return a
 }
 
@@ -235,6 +241,7 @@ func (sb *sandboxer) spawn(ctx context.Context) (*worker, error) {
 	} else {
 		cmd.Env = []string{"PATH=/usr/bin:/bin"}
 	}
+	cmd.Stdin = strings.NewReader(sb.script)
 	cmd.ExtraFiles = []*os.File{reqR, respW}
 	cmd.Stderr = w.stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -270,6 +277,13 @@ func (sb *sandboxer) spawn(ctx context.Context) (*worker, error) {
 			msg = fmt.Sprint(err)
 		}
 		return nil, fmt.Errorf("sandbox: worker did not start: %s", msg)
+	}
+	if len(rep.Warnings) > 0 {
+		sb.warnOnce.Do(func() {
+			for _, m := range rep.Warnings {
+				sb.cfg.Logf("sandbox: %s", m)
+			}
+		})
 	}
 	return w, nil
 }

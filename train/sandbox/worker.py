@@ -1,81 +1,31 @@
 # The sandbox worker: runs as PID 1 of its own PID namespace inside bubblewrap.
 #
-# It reads framed JSON requests on fd 3 and writes framed JSON replies on fd 4 (a frame is a
-# 4-byte little-endian length and the JSON bytes). Each request runs in a child process forked
-# ahead of the call (in a new session, with resource limits); stdout goes to a pipe the worker
-# reads, bounded. Being PID 1, the worker cannot be killed by the code it runs (the kernel drops
-# signals sent to a namespace's init from inside it). After a call that leaves no child to reuse
-# (below), every other process of the namespace is killed and reaped, /tmp is wiped and System
-# V IPC objects are removed, so nothing a call starts or writes survives it.
+# The pool starts it with this program on stdin (it is not on the command line) and talks to it
+# on fd 3 (requests) and fd 4 (replies); a frame is a 4-byte little-endian length and JSON.
 #
-# Reuse. Forking this process (numpy and sympy loaded) costs about 12 ms of CPU on the
-# development machine, several times what everything else of a trivial call costs, so a child
-# that stays clean serves the next stateless call too, with the semantics of a fresh fork: no
-# state of one call is visible to the next. The worker keeps up to two children: `used`, which
-# has served calls and stayed clean, and `spare`, never used. A call runs on `used` when its code
-# (and every prelude cell of a session) is pure (1); otherwise, or when there is no used child,
-# on `spare`. The child stays for the next call only when (1), (2), (3) and (4) all hold; else
-# every process but the worker is killed, /tmp wiped, and a new spare forked, as before.
-#  1. Static: pure() passes the code (it runs in the worker, before the call). The code
-#     imports only PURE_MODULES (loaded by the worker, no state of their own beyond what the
-#     other rules and fingerprint() cover), absolutely, and uses:
-#     - no name or attribute in BANNED (exec, eval, compile, open, getattr, setattr, vars,
-#       globals, input, exit, ..., set_printoptions, seterr, setcontext, init_printing,
-#       register, attrgetter, process_time, setrecursionlimit, numpy's and sympy's file
-#       functions, ...), no dunder name but __name__, no attribute whose name starts with "_";
-#     - no attribute store or delete (obj.x = ..., even on its own objects);
-#     - no element store or delete (x[i] = ..., del x[i]) but into a variable of its own,
-#       directly indexed or through what its methods return (grid[i][j], d.setdefault(k, [])[0]),
-#       no augmented assignment to an imported name;
-#     - of what it imports (and the attributes read from it, as found in module and class
-#       dicts without running code): only modules, classes, functions, immutable values and
-#       sympy's and mpmath's objects may be held, passed or have methods called; a mutable
-#       container (np.typecodes, sympy's global_assumptions) may only have elements read;
-#     - no method of MUTATORS (append, update, add, sort, fill, ...) called on something
-#       reached through an attribute of a variable (self.items) or derived from an import by
-#       calls or indexing (decimal.getcontext().traps);
-#     - no class with keywords (metaclass=), with bases other than its own classes and
-#       builtins, or with dunder methods outside SAFE_DUNDERS (no __del__, __eq__, __hash__,
-#       __getattr__, __init_subclass__, ...); no async code; no generator if there is any try
-#       or with (nothing of the call runs after it);
-#     - no string constant with "__" (but "__main__") or a BANNED_IN_STRINGS word: sympy's
-#       sympify and parse_expr evaluate strings as Python.
-#  2. The call ended normally or with an ordinary exception: not a time or CPU limit, a signal,
-#     output over the limit, a cancel, MemoryError or RecursionError; and the child has served
-#     fewer than MAX_CALLS calls.
-#  3. Afterwards (tidy(), in the child, stdout sent to /dev/null, after the worker has
-#     replied): the call's globals are dropped and the garbage collected; random and
-#     numpy.random are reseeded from os.urandom (as after a fork), the other random.Random
-#     instances (sympy's) get back the worker's states, sympy's Dummy and lambdify counters
-#     their values, and the decimal context is reset. Then fingerprint() must equal the
-#     worker's (taken before its first fork): sys.modules (size and entries), every entry of
-#     the watched module dicts (builtins, PURE_MODULES, key numpy/sympy/mpmath submodules) and
-#     of sys but its streams, the length of every module-level dict, list and set of the pure
-#     modules (but named caches), recursion and int-digit limits, switch interval, sys hooks,
-#     path, trace and profile functions, gc settings, warnings filters, thread count, locale,
-#     numpy print/error/buffer settings, decimal's template contexts, sympy's global
-#     parameters, global assumptions and printer settings, mpmath's precision and modes; and
-#     process_state() must equal the child's before its first pure call: its stream objects,
-#     signal dispositions, interval timers, blocked signals, umask, environment and open fds;
-#     plus one thread, the working directory, the rlimits set at its first call, and less than
-#     MAX_GROWTH more address space. It reports "ready" within READY_WAIT.
-#  4. The worker finds no process in the namespace but its children (checked when the result
-#     arrives and after "ready"), /tmp holding only the empty working directory, and no System
-#     V IPC object (they outlive processes; after any other call they are removed).
-# A reused call gets fresh globals, a fresh random state, a CPU limit counted from its start
-# (soft only: pure code cannot catch SIGXCPU) and the same other limits. Object addresses (id(),
-# default reprs, hash of plain objects) and library caches (sympy's, re's) are not reset: they
-# are as arbitrary as between fresh children. Sessions (prelude cells and a seed) follow the same
-# rules. Without the PID namespace (unsafe mode) nothing is reused.
+# Every call runs in a child forked from this process (numpy and sympy loaded) that no call has
+# used before: the worker forks it ahead of the call; it sets its limits and runs the code, its
+# stdout goes to a pipe the worker reads (bounded), and its result comes back as a line of JSON
+# on fd 3. After a call every other process of the namespace is killed and reaped, /tmp and
+# /dev/shm are wiped and System V IPC objects removed, and a new child is forked: nothing a call
+# changes, starts or writes reaches the next, which starts from this process's state as every
+# call does. A session's call ("session": true) leaves its child, with its globals, files and
+# processes, for the session's next call instead, unless it did not end normally (a time,
+# output or CPU limit, a signal, a cancel, a broken protocol); {"end": true} ends the session
+# (everything is killed and wiped as after a stateless call).
+#
+# Being PID 1, the worker cannot be killed by the code (the kernel drops signals sent to a
+# namespace's init from inside it). Without the sandbox (unsafe mode) the worker is a child
+# subreaper and kills its children and their process groups instead.
 import ast
 import ctypes
+import errno
 import fcntl
 import gc
 import json
 import math
 import os
-import random
-import re
+import platform
 import resource
 import select
 import shutil
@@ -84,71 +34,18 @@ import struct
 import sys
 import time
 import traceback
-import types
 
 REQ_FD, RESP_FD = 3, 4
 TAIL_BYTES = 4096
-MAX_CALLS = 500  # calls one child serves at most
-MAX_GROWTH = 64 << 20  # address space a child may gain over its calls
-READY_WAIT = 1.0  # seconds a child has to tidy up after a call (else it is replaced)
-DEBUG = False  # tests set it: reasons a child was not reused go to stderr
 # argv: preload|lazy, sandbox|unsafe, the private temporary directory (/tmp in the sandbox).
 PRELOAD = sys.argv[1] == "preload"
 IN_NAMESPACE = sys.argv[2] == "sandbox"
 TMP = sys.argv[3]
 CWD = os.path.join(TMP, "cwd")
-# Reuse needs the PID namespace: the worker sees every process there and kills them all.
-REUSE = IN_NAMESPACE
-
-# Modules a pure call may import: loaded by the worker (below), and without state a call could
-# change except through what BANNED and fingerprint() cover.
-PURE_MODULES = frozenset((
-    "array bisect cmath collections copy dataclasses datetime decimal enum fractions functools "
-    "heapq itertools json keyword math mpmath numbers numpy operator pprint random re statistics "
-    "string struct sympy textwrap time typing unicodedata").split())
-
-# Names and attributes a pure call may not use at all: builtins that reach state or run code,
-# functions that change global settings, and ways around the other rules.
-BANNED = frozenset((
-    # builtins
-    "exec eval compile open getattr setattr delattr vars globals locals breakpoint input help "
-    "exit quit copyright credits license "
-    # numpy
-    "set_printoptions seterr seterrcall seterrobj setbufsize set_string_function set_numeric_ops "
-    "add_newdoc add_docstring add_newdoc_ufunc as_strided ctypes ctypeslib "
-    # files (/proc tells a process's history): numpy's and sympy's readers, writers, compilers
-    "load loadtxt genfromtxt fromfile fromregex recfromcsv recfromtxt save savetxt savez "
-    "savez_compressed memmap open_memmap tofile dump DataSource preview autowrap ufuncify "
-    # decimal, sympy, mpmath
-    "setcontext init_printing init_session interactive_traversal set_global_settings cacheit "
-    "setup "
-    # operator, functools, importing
-    "attrgetter methodcaller setitem delitem iadd iconcat ior iand ixor isub imul update_wrapper "
-    "wraps register import_module lazy_import "
-    # process state
-    "process_time process_time_ns thread_time thread_time_ns clock_gettime clock_gettime_ns "
-    "setrecursionlimit set_int_max_str_digits settrace setprofile").split())
-
-# Words that may not appear in a pure call's strings: sympy evaluates strings as Python.
-BANNED_IN_STRINGS = re.compile(
-    r"__|\b(exec|eval|compile|open|getattr|setattr|delattr|vars|globals|locals|breakpoint|"
-    r"input|help|exit|quit|import|lambda)\b")
-
-# Methods that change the object they are called on.
-MUTATORS = frozenset((
-    "append extend insert pop remove clear update add discard setdefault popitem sort reverse "
-    "appendleft extendleft popleft rotate difference_update intersection_update "
-    "symmetric_difference_update move_to_end fill put itemset resize setflags byteswap "
-    "partition seed setstate set_state").split())
-
-# Dunder methods a pure call's classes may define: none runs after the call or from a library's
-# cache (no __del__, __eq__, __hash__, __getattr__, __set_name__, __init_subclass__, ...).
-SAFE_DUNDERS = frozenset((
-    "__init__ __repr__ __str__ __format__ __len__ __iter__ __next__ __reversed__ __getitem__ "
-    "__contains__ __call__ __bool__ __int__ __float__ __index__ __neg__ __pos__ __abs__ "
-    "__invert__ __round__ __lt__ __le__ __gt__ __ge__ __enter__ __exit__").split()
-    + ["__%s%s__" % (p, op) for p in ("", "r", "i") for op in (
-        "add sub mul matmul truediv floordiv mod divmod pow lshift rshift and or xor").split()])
+# The directories a call can write to, wiped after it (in the sandbox / and /dev are read-only
+# and /dev/shm is a tmpfs of its own).
+SCRATCH = [TMP] + (["/dev/shm"] if IN_NAMESPACE else [])
+WARNINGS = []  # reported to the pool with "ready"
 
 if PRELOAD:
     import numpy  # noqa: F401
@@ -180,8 +77,8 @@ print(lambdify(x, x**2)(3))
 """
 
 if PRELOAD:
-    # Load what common calls load lazily (a call that loads a module cannot leave its child for
-    # the next), with the output thrown away.
+    # Load what common calls load lazily, so that each call's child need not, with the output
+    # thrown away.
     _saved = os.dup(1)
     try:
         _null = os.open(os.devnull, os.O_WRONLY)
@@ -197,55 +94,6 @@ if PRELOAD:
     import decimal
     decimal.setcontext(decimal.Context())  # the warm-up's flags are not a call's
 
-
-def watched_modules():
-    """The modules whose dicts fingerprint() compares entry by entry."""
-    names = ["builtins"] + sorted(PURE_MODULES) + [
-        "numpy.random", "numpy.linalg", "numpy.fft", "numpy.core", "sympy.core",
-        "sympy.core.numbers", "sympy.ntheory", "sympy.solvers", "mpmath.ctx_mp"]
-    return [sys.modules[m] for m in names if m in sys.modules]
-
-
-def module_containers():
-    """Every dict, list and set held by a module of PURE_MODULES (or builtins, sys), but caches
-    that ordinary calls fill: fingerprint() compares their lengths."""
-    skip = {("re", "_cache"), ("sympy.core.core", "all_classes"),
-            ("sympy.polys.rings", "_ring_cache"), ("sympy.polys.fields", "_field_cache"),
-            ("sympy.utilities.lambdify", "MPMATH"), ("sympy.utilities.lambdify", "MATH"),
-            ("sympy.utilities.lambdify", "NUMPY"), ("sympy.utilities.lambdify", "SCIPY"),
-            ("sympy.utilities.lambdify", "CUPY"), ("sympy.utilities.lambdify", "JAX"),
-            ("sympy.utilities.lambdify", "TENSORFLOW"), ("sympy.utilities.lambdify", "SYMPY"),
-            ("sympy.utilities.lambdify", "NUMEXPR"), ("sys", "modules"),
-            ("sys", "path_importer_cache")}
-    out = []
-    for name, m in list(sys.modules.items()):
-        if not isinstance(m, types.ModuleType) or (
-                name.split(".")[0] not in PURE_MODULES and name not in ("builtins", "sys")):
-            continue
-        for k, v in list(m.__dict__.items()):
-            if type(v) in (dict, list, set, bytearray) and (name, k) not in skip:
-                out.append(v)
-    return out
-
-
-def find_randoms():
-    """The random.Random instances of the loaded modules but random's own and SystemRandom:
-    a forked child starts with the worker's states of them, so a reused one gets them back."""
-    out = []
-    for o in gc.get_objects():
-        if isinstance(o, random.Random) and not isinstance(o, random.SystemRandom) \
-                and o is not random._inst:
-            out.append(o)
-    return out
-
-
-WATCHED = watched_modules()
-STREAMS = ("stdin", "stdout", "stderr")
-CONTAINERS = module_containers()
-RANDOMS = find_randoms()
-STATE_SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGALRM, signal.SIGXCPU, signal.SIGPIPE,
-                 signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP, signal.SIGSEGV]
-
 # Objects that exist now are never collected: the collector of a forked child would otherwise
 # write to every one of them and copy the whole heap page by page.
 gc.freeze()
@@ -259,6 +107,7 @@ try:
 except OSError:
     OOM_FD = None
 libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
 try:
     libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: no ptrace or /proc/1/fd from the code
     if not IN_NAMESPACE:
@@ -269,228 +118,73 @@ for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.S
     signal.signal(s, signal.SIG_IGN)
 
 
-def debug(*args):
-    if DEBUG:
+# ---- Kernel keyrings ------------------------------------------------------------------------
+#
+# Keys outlive the processes that add them (the user keyring belongs to the sandbox's uid), so a
+# call may not use them: a seccomp filter, set in each child before the code runs, fails
+# add_key, request_key and keyctl with EPERM, and every system call of another ABI (i386
+# through int 0x80, x32) with ENOSYS.
+
+# machine → (AUDIT_ARCH_*, the numbers of add_key, request_key, keyctl)
+KEY_SYSCALLS = {"x86_64": (0xC000003E, (248, 249, 250)), "aarch64": (0xC00000B7, (217, 218, 219))}
+ARCH = KEY_SYSCALLS.get(platform.machine())
+
+
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def seccomp_program():
+    """The filter as a struct sock_fprog and the buffer it points to."""
+    audit, nrs = ARCH
+    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, JGE|K, BPF_RET|K
+    allow, fail = 0x7FFF0000, 0x00050000  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO
+    n = len(nrs)
+    prog = [(ld, 0, 0, 4),  # seccomp_data.arch
+            (jeq, 1, 0, audit),
+            (ret, 0, 0, fail | errno.ENOSYS),
+            (ld, 0, 0, 0),  # seccomp_data.nr
+            (jge, 0, 1, 0x40000000),  # __X32_SYSCALL_BIT
+            (ret, 0, 0, fail | errno.ENOSYS)]
+    prog += [(jeq, n - i, 0, nr) for i, nr in enumerate(nrs)]
+    prog += [(ret, 0, 0, allow), (ret, 0, 0, fail | errno.EPERM)]
+    buf = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *p) for p in prog))
+    return SockFprog(len(prog), ctypes.cast(buf, ctypes.c_void_p)), buf
+
+
+def set_seccomp():
+    """Sets the keyring filter on this process (and so on all it starts)."""
+    ul = ctypes.c_ulong
+    libc.prctl(38, ul(1), ul(0), ul(0), ul(0))  # PR_SET_NO_NEW_PRIVS
+    if libc.prctl(22, ul(2), ctypes.byref(SECCOMP[0]), ul(0), ul(0)) != 0:  # SECCOMP_MODE_FILTER
+        raise OSError(ctypes.get_errno(), "seccomp: " + os.strerror(ctypes.get_errno()))
+
+
+def check_seccomp():
+    """Tries the filter once, in a child: None when it stops add_key, else a warning."""
+    pid = os.fork()
+    if pid == 0:
         try:
-            os.write(2, (" ".join(str(a) for a in args) + "\n").encode())
-        except OSError:
-            pass
+            set_seccomp()
+            r = libc.syscall(ARCH[1][0], b"user", b"probe", b"x", 1, ctypes.c_int(-4))
+            os._exit(0 if r == -1 and ctypes.get_errno() == errno.EPERM else 1)
+        except BaseException:
+            os._exit(2)
+    _, st = os.waitpid(pid, 0)
+    if os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0:
+        return None
+    return "the seccomp filter could not be set (status %d): calls can use kernel keyrings" % st
 
 
-# ---- The static check -----------------------------------------------------------------------
-
-
-def pure(code):
-    """Whether code may run on a used child and leave it for the next call (rule 1 of the
-    header). Code that does not parse runs nothing: pure."""
-    try:
-        tree = ast.parse(code, "<string>")
-    except (SyntaxError, ValueError):
-        return True
-    except BaseException:
-        return False
-    try:
-        return Purity(tree).ok()
-    except BaseException:  # a pathological tree: do not bother
-        return False
-
-
-GUARDS = (ast.Try, ast.With) + ((ast.TryStar,) if hasattr(ast, "TryStar") else ())
-
-
-def dunder(name):
-    return len(name) > 4 and name.startswith("__") and name.endswith("__")
-
-
-UNKNOWN = object()  # Purity.resolve: what a name stands for cannot be told
-OPAQUE = object()  # Purity.resolve: reached through an object whose attributes are all safe
-IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), tuple, frozenset, range, slice,
-             type(Ellipsis))
-DESCRIPTORS = (classmethod, staticmethod, property, types.MethodDescriptorType,
-               types.ClassMethodDescriptorType, types.GetSetDescriptorType,
-               types.MemberDescriptorType, types.WrapperDescriptorType)
-
-
-def mutable_container(obj):
-    import collections.abc as abc
-    return isinstance(obj, (dict, list, set, bytearray, abc.MutableMapping, abc.MutableSequence,
-                            abc.MutableSet)) or type(obj).__name__ == "ndarray"
-
-
-def opaque(obj):
-    """sympy's and mpmath's objects (S, Q, mp, expressions): their attributes are values,
-    functions and contexts whose state fingerprint() watches."""
-    return type(obj).__module__.split(".")[0] in ("sympy", "mpmath")
-
-
-def safe_value(obj):
-    """Whether a call may hold and use obj (something it imported) freely: not a container or
-    an object with state of its own."""
-    if mutable_container(obj):
-        return False
-    return isinstance(obj, IMMUTABLE + DESCRIPTORS + (types.ModuleType, type)) \
-        or callable(obj) or opaque(obj)
-
-
-class Purity:
-    def __init__(self, tree):
-        self.nodes = list(ast.walk(tree))
-        self.parent = {}
-        for node in self.nodes:
-            for c in ast.iter_child_nodes(node):
-                self.parent[c] = node
-        self.bound = {}  # a name the code imports → (module, attribute path)
-
-    def ok(self):
-        stars, has_yield, has_guard = [], False, False
-        for node in self.nodes:
-            if isinstance(node, ast.Import):
-                for a in node.names:
-                    if not self.importable(a.name):
-                        return False
-                    if a.asname:
-                        self.bound[a.asname] = (a.name, ())
-                    else:
-                        root = a.name.split(".")[0]
-                        self.bound[root] = (root, ())
-            elif isinstance(node, ast.ImportFrom):
-                if node.level or not node.module or not self.importable(node.module):
-                    return False
-                for a in node.names:
-                    if a.name == "*":
-                        stars.append(node.module)
-                    elif a.name.startswith("_") or a.name in BANNED:
-                        return False
-                    else:
-                        self.bound[a.asname or a.name] = (node.module, (a.name,))
-            elif isinstance(node, (ast.Yield, ast.YieldFrom)):
-                has_yield = True
-            elif isinstance(node, GUARDS):
-                has_guard = True
-            elif isinstance(node, (ast.AsyncFunctionDef, ast.AsyncFor, ast.AsyncWith, ast.Await)):
-                return False
-        if has_yield and has_guard:
-            return False  # a generator's finally or __exit__ may run after the call
-        for m in stars:
-            mod = sys.modules.get(m)
-            if mod is None:
-                return False
-            public = mod.__dict__.get("__all__")
-            if not isinstance(public, (list, tuple)):
-                public = [k for k in mod.__dict__ if k[:1] != "_"]
-            for k in public:
-                if isinstance(k, str):
-                    self.bound.setdefault(k, (m, (k,)))
-        return all(self.check(node) for node in self.nodes)
-
-    @staticmethod
-    def importable(name):
-        parts = name.split(".")
-        return parts[0] in PURE_MODULES and not any(
-            p.startswith("_") or p in BANNED for p in parts)
-
-    def check(self, node):
-        if isinstance(node, ast.Name):
-            if node.id in BANNED or (dunder(node.id) and node.id != "__name__"):
-                return False
-            if node.id in self.bound and isinstance(node.ctx, ast.Load):
-                return self.imported(node)
-            return True
-        if isinstance(node, ast.Attribute):
-            return not (node.attr.startswith("_") or node.attr in BANNED
-                        or isinstance(node.ctx, (ast.Store, ast.Del)))
-        if isinstance(node, ast.Subscript) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            return self.root(node.value) == "local"
-        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
-            return node.target.id not in self.bound
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                and node.func.attr in MUTATORS:
-            return self.root(node.func.value) in ("local", "imported")
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            return not dunder(node.name) or node.name in SAFE_DUNDERS
-        if isinstance(node, ast.ClassDef):
-            return not node.keywords and all(
-                isinstance(b, ast.Name) and b.id not in self.bound for b in node.bases)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            return node.value == "__main__" or not BANNED_IN_STRINGS.search(node.value)
-        return True
-
-    def imported(self, node):
-        """Checks an imported name and the attributes read from it (np.linalg.norm): what they
-        stand for must be safe to hold (safe_value), or be read from (an element of a
-        container: np.typecodes["All"]); methods may be called on modules, classes and opaque
-        objects only."""
-        path, top = [], node
-        while True:
-            up = self.parent.get(top)
-            if not (isinstance(up, ast.Attribute) and up.value is top):
-                break
-            top = up
-            path.append(top.attr)
-        obj = self.resolve(node.id, path)
-        up = self.parent.get(top)
-        if obj is OPAQUE:
-            return True
-        if obj is UNKNOWN:  # an attribute of an object: reading it is fine, calling it not
-            return not (isinstance(up, ast.Call) and up.func is top)
-        if isinstance(up, ast.Subscript) and up.value is top and isinstance(up.ctx, ast.Load):
-            return True
-        return safe_value(obj)
-
-    def resolve(self, name, path):
-        """What an imported name with attributes stands for, found in module and class dicts
-        without running any code; UNKNOWN when it cannot be told, OPAQUE when it goes through
-        an opaque object."""
-        module, attrs = self.bound[name]
-        obj = sys.modules.get(module, UNKNOWN)
-        for a in list(attrs) + path:
-            if isinstance(obj, types.ModuleType):
-                sub = sys.modules.get(obj.__name__ + "." + a, UNKNOWN)
-                obj = obj.__dict__.get(a, sub)
-            elif isinstance(obj, type):
-                for klass in obj.__mro__:
-                    if a in klass.__dict__:
-                        obj = klass.__dict__[a]
-                        break
-                else:
-                    return UNKNOWN
-            elif obj is not UNKNOWN and not mutable_container(obj) and (
-                    opaque(obj) or isinstance(obj, IMMUTABLE) or callable(obj)):
-                return OPAQUE  # its methods change nothing (a number's, a ufunc's)
-            else:
-                return UNKNOWN
-        return obj
-
-    def root(self, node):
-        """What an expression that is changed in place (an element stored, a mutating method
-        called) starts from: "local" (a variable of the code, indexed or through what its
-        methods return: adj.setdefault(k, [])), "imported" (an imported name read directly:
-        imported() checks it), or "other" (an attribute of a variable, self.items, or anything
-        derived from an import: decimal.getcontext().traps)."""
-        path, through = [], False
-        while True:
-            if isinstance(node, ast.Attribute):
-                path.append(node.attr)
-                node = node.value
-            elif isinstance(node, ast.Subscript):
-                through = True
-                node = node.value
-            elif isinstance(node, ast.Call):
-                through = True
-                node = node.func
-                if isinstance(node, ast.Attribute):  # a method: what it is called on counts
-                    node = node.value
-            else:
-                break
-        if not isinstance(node, ast.Name):
-            return "other"
-        if node.id not in self.bound:
-            return "local" if not path else "other"
-        return "other" if through else "imported"
-
-
-def pure_request(req):
-    return all(pure(c) for c in (req.get("prelude") or [])) and pure(req.get("code", ""))
+SECCOMP = None
+if ARCH is None:
+    WARNINGS.append("no seccomp filter for %s: calls can use kernel keyrings" % platform.machine())
+else:
+    SECCOMP = seccomp_program()
+    warning = check_seccomp()
+    if warning:
+        WARNINGS.append(warning)
+        SECCOMP = None
 
 
 # ---- The forked child -----------------------------------------------------------------------
@@ -553,11 +247,13 @@ print(x, repr(x))
 
 def warm_up():
     """Touches, while the child waits for its request, the memory a call touches, so that the
-    copy-on-write faults after fork are not paid during the call (they cost milliseconds)."""
+    copy-on-write faults after fork are not paid during the call (they cost milliseconds). When
+    the request is there already it would only add faults."""
     try:
-        json.loads(json.dumps({"code": WARM_UP, "prelude": [], "seed": 1, "cpu": 1, "out": 1}))
+        json.loads(json.dumps({"code": WARM_UP, "session": True, "cpu": 1, "out": 1}))
         g = {"__name__": "__main__", "__builtins__": __builtins__}
         tree = ast.parse(WARM_UP, "<string>")
+        os.dup2(0, 1)
         exec(compile(tree, "<string>", "exec"), g)
         eval(compile(ast.Expression(ast.parse("x", mode="eval").body), "<string>", "eval"), g)
         try:
@@ -567,156 +263,13 @@ def warm_up():
         sys.stdout.flush()
     except BaseException:
         pass
-
-
-def fingerprint():
-    """The interpreter's global state a pure call could conceivably change (rule 3 of the
-    header). The worker takes it once; every child starts with the same."""
-    fp = [len(sys.modules), sys.getrecursionlimit(), sys.get_int_max_str_digits(),
-          sys.getswitchinterval(), sys.displayhook, sys.excepthook, sys.unraisablehook,
-          sys.breakpointhook, sys.gettrace(), sys.getprofile(), tuple(sys.path),
-          len(sys.meta_path), len(sys.path_hooks), gc.isenabled(), gc.get_threshold(),
-          [(m.__name__, len(m.__dict__), hash(tuple(map(id, m.__dict__.values()))))
-           for m in WATCHED],
-          # sys but the streams, which a child replaces with its own
-          hash(tuple(id(v) for k, v in sys.__dict__.items() if k not in STREAMS)),
-          hash(tuple(map(id, sys.modules.values()))),
-          [len(c) for c in CONTAINERS]]
-    w = sys.modules.get("warnings")
-    if w is not None:
-        fp.append(tuple(map(repr, w.filters)))
-    t = sys.modules.get("threading")
-    if t is not None:
-        fp.append(t.active_count())
-    loc = sys.modules.get("locale")
-    if loc is not None:
-        fp.append(loc.setlocale(loc.LC_ALL))
-    np = sys.modules.get("numpy")
-    if np is not None:
-        fp += [np.get_printoptions(), np.geterr(), np.getbufsize(), np.geterrcall()]
-    dec = sys.modules.get("decimal")
-    if dec is not None:
-        fp += [repr(dec.DefaultContext), repr(dec.BasicContext), repr(dec.ExtendedContext)]
-    par = sys.modules.get("sympy.core.parameters")
-    if par is not None:
-        gp = par.global_parameters
-        fp.append((gp.evaluate, gp.distribute, gp.exp_is_pow))
-    ass = sys.modules.get("sympy.assumptions.assume")
-    if ass is not None:
-        fp.append(tuple(map(repr, ass.global_assumptions)))
-    pr = sys.modules.get("sympy.printing.printer")
-    if pr is not None:
-        fp.append(repr(pr.Printer._global_settings))
-    mp = sys.modules.get("mpmath")
-    if mp is not None:
-        fp.append((mp.mp.prec, mp.mp.pretty, mp.fp.pretty, mp.mp.trap_complex))
-    return fp
-
-
-def process_state():
-    """The process's own state a call could change: streams, signal dispositions, timers and
-    mask, umask, environment, open files. A child takes it when it starts (cheaply: its
-    memory is still the worker's, and touching it costs copy-on-write faults)."""
-    u = os.umask(0o22)
-    os.umask(u)
-    return [sys.stdin, sys.stdout, sys.stderr, sys.stdout.closed, u,
-            [signal.getsignal(s) for s in STATE_SIGNALS],
-            [signal.getitimer(t) for t in (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL,
-                                           signal.ITIMER_PROF)],
-            signal.pthread_sigmask(signal.SIG_BLOCK, []), tuple(sorted(os.environ.items())),
-            sorted(os.listdir("/proc/self/fd"))]
-
-
-def rlimits():
-    return [resource.getrlimit(r) for r in (resource.RLIMIT_AS, resource.RLIMIT_FSIZE,
-            resource.RLIMIT_NOFILE, resource.RLIMIT_NPROC, resource.RLIMIT_CORE)] + [
-            resource.getrlimit(resource.RLIMIT_CPU)[1]]
-
-
-def vm_bytes():
-    with open("/proc/self/statm", "rb") as f:
-        return int(f.read().split()[0]) * resource.getpagesize()
-
-
-class Baseline:
-    """What every child starts as, for tidy() to put back and compare: taken by the worker."""
-
-    def __init__(self):
-        self.randoms = [(r, r.getstate()) for r in RANDOMS]
-        sym = sys.modules.get("sympy.core.symbol")
-        self.dummy = sym.Dummy._count if sym is not None else None
-        lam = sys.modules.get("sympy.utilities.lambdify")
-        self.lambdify = lam._lambdify_generated_counter if lam is not None else None
-        dec = sys.modules.get("decimal")
-        self.decimal = dec.getcontext().copy() if dec is not None else None
-        self.fp = fingerprint()
-
-
-def reseed(forked=False):
-    """Random states as after a fork: random reseeds itself from os.urandom (its fork
-    handler), numpy's legacy generator is seeded here (seed(None) is 10x slower than from 4
-    bytes)."""
-    if not forked:
-        random.seed()
-    np = sys.modules.get("numpy")
-    if np is not None:
-        np.random.seed(int.from_bytes(os.urandom(4), "little"))
-
-
-def tidy(base, g, proc, limits, vm):
-    """Makes a child that ran a pure call (with globals g) as it was at its start, or says why
-    it cannot: base is the worker's Baseline, proc the child's process_state() and vm its
-    address space at its start, limits its rlimits() after its first call set them."""
-    os.dup2(0, 1)  # nothing printed from here on reaches a call's output
-    g.clear()
-    gc.collect()
-    gc.freeze()  # what is left now is not the next call's to collect
-    try:
-        sys.stdout.flush()
-    except BaseException:
-        return "stdout"
-    reseed()
-    for r, st in base.randoms:
-        r.setstate(st)
-    sym = sys.modules.get("sympy.core.symbol")
-    if sym is not None and base.dummy is not None:
-        sym.Dummy._count = base.dummy
-    lam = sys.modules.get("sympy.utilities.lambdify")
-    if lam is not None and base.lambdify is not None:
-        lam._lambdify_generated_counter = base.lambdify
-    dec = sys.modules.get("decimal")
-    if dec is not None and base.decimal is not None:
-        dec.setcontext(base.decimal.copy())
-    fp = fingerprint()
-    if fp != base.fp:
-        if DEBUG:
-            diff = []
-            for i, (a, b) in enumerate(zip(base.fp, fp)):
-                if a != b and isinstance(a, list) and len(a) == len(b):
-                    diff += ["%d.%d: %.100r != %.100r" % (i, j, x, y)
-                             for j, (x, y) in enumerate(zip(a, b)) if x != y]
-                elif a != b:
-                    diff.append("%d: %.200r != %.200r" % (i, a, b))
-            return "fingerprint: " + "; ".join(diff)
-        return "fingerprint"
-    if process_state() != proc:
-        return "process state"
-    if len(os.listdir("/proc/self/task")) != 1:
-        return "threads"
-    if os.getcwd() != CWD:
-        return "working directory"
-    if vm_bytes() > vm + MAX_GROWTH:
-        return "memory"
-    if rlimits() != limits:
-        return "limits"
     os.dup2(4, 1)
-    return None
 
 
 def child_main(req_r, out_w, res_w):
-    """Runs in the forked child: fd 5 carries requests (framed), fd 1 (and 4) is stdout, fd 3
-    the results (a line of JSON each). Forked ahead of its first call, so no call waits for
-    fork; a pure call leaves it ready for the next."""
+    """Runs in a forked child: requests come on fd 5 (framed), stdout (fd 1, also on fd 4) goes
+    to the worker, results go on fd 3 (a line of JSON each). A stateless call's child runs one
+    call and exits; a session's runs the session's calls one after another in one namespace."""
     os.setsid()
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(s, signal.SIG_DFL)
@@ -725,90 +278,71 @@ def child_main(req_r, out_w, res_w):
     fds = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in (res_w, out_w, req_r, devnull)]
     for target, fd in zip((3, 4, 5, 0), fds):
         os.dup2(fd, target)
-    os.dup2(0, 1)
+    os.dup2(4, 1)
     os.dup2(0, 2)
     os.closerange(6, 1 << 16)
     os.chdir(CWD)
-    reseed(forked=True)
     sys.stdin = open(0, "r", closefd=False)
     sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
     sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
-    warm_up()
-    # The process state to compare after pure calls is taken at the first (a child that only
-    # runs an impure call is spared the cost: everything a fresh child touches costs it a
-    # copy-on-write fault).
-    proc = vm = limits = None
-    for calls in range(1, MAX_CALLS + 1):
+    if SECCOMP is not None:
+        set_seccomp()
+    if not select.select([5], [], [], 0)[0]:  # idle: fault the call's memory in ahead of it
+        warm_up()
+    g = {"__name__": "__main__", "__builtins__": __builtins__}
+    first = True
+    while True:
         req = read_frame(5)
         if req is None:
             os._exit(0)
-        keep = bool(req.get("keep"))
-        if keep and proc is None:
-            proc, vm = process_state(), vm_bytes()
-        if limits is None:
+        session = bool(req.get("session"))
+        if first:
             limit(resource.RLIMIT_AS, req.get("mem", 0))
             limit(resource.RLIMIT_FSIZE, req.get("fsize", 0))
             limit(resource.RLIMIT_NOFILE, req.get("nofile", 0))
             limit(resource.RLIMIT_NPROC, req.get("nproc", 0))
             limit(resource.RLIMIT_CORE, 0)
-            limits = rlimits()
-        cpu = req.get("cpu", 0)
-        if cpu > 0:
-            # CPU time counts over the child's life: the limit is counted from now. Pure code
-            # cannot catch SIGXCPU, so its hard limit stays for the calls after it.
-            ru = resource.getrusage(resource.RUSAGE_SELF)
-            soft = math.ceil(ru.ru_utime + ru.ru_stime + cpu)
-            hard = resource.getrlimit(resource.RLIMIT_CPU)[1] if keep else soft + 1
-            resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
-        res, clean, g = call(req, keep)
-        keep = keep and clean and calls < MAX_CALLS
-        res["keep"] = keep
+            limit(resource.RLIMIT_MSGQUEUE, 0)  # POSIX message queues outlive their processes
+            first = False
+        cpu_limit(req.get("cpu", 0), session)
+        if not session:  # what the code sees of fds: 0 to 3
+            os.close(4)
+            os.close(5)
+        res = call(req, g)
+        res["id"] = req.get("id")
         try:
             # The newline ends the call for the worker: it need not wait for this process.
             os.write(3, json.dumps(res).encode() + b"\n")
         except BaseException:
             os._exit(0)
-        if not keep:
+        if not session:
             os._exit(0)
-        why = tidy(BASE, g, proc, limits, vm)
-        del g
-        if why is not None:
-            os.write(3, json.dumps({"ready": False, "why": why}).encode() + b"\n")
-            os._exit(0)
-        os.write(3, b'{"ready": true}\n')
-    os._exit(0)
 
 
-def call(req, keep):
-    """Runs the request's prelude cells and code. Returns the result for the worker and
-    whether the child is still clean (rule 2 of the header)."""
-    clean = True
-    seed = req.get("seed")  # a session's: its cells replay with the same random numbers
-    if seed is not None:
-        random.seed(seed)
-        np = sys.modules.get("numpy")
-        if np is not None:
-            np.random.seed(seed % (1 << 32))
-    g = {"__name__": "__main__", "__builtins__": __builtins__}
-    os.dup2(0, 1)  # the prelude's output is not shown
-    for cell in req.get("prelude") or []:
-        try:
-            exec(compile(cell, "<string>", "exec"), g)
-        except (MemoryError, RecursionError):
-            clean = False
-        except BaseException:
-            pass
-        try:
-            sys.stdout.flush()
-        except BaseException:
-            clean = False
-    os.dup2(4, 1)
-    if not keep:  # what the code sees of fds: 0 to 3
-        os.close(4)
-        os.close(5)
+def cpu_limit(cpu, session):
+    """Limits the call's CPU time to cpu seconds from now. A stateless call's child gets a hard
+    limit too; a session's cannot (it could not be raised for the next call): SIGXCPU ends it,
+    unless the code handles it, and then the wall time limit does."""
+    if cpu <= 0:
+        return
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    soft = math.ceil(ru.ru_utime + ru.ru_stime + cpu)
+    hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+    if not session:
+        hard = soft + 1
+    elif hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+    except (ValueError, OSError):
+        pass
+
+
+def call(req, g):
+    """Runs the request's code in the globals g and returns the result for the worker."""
     res = {"status": "ok", "value": None}
     try:
-        tree = ast.parse(req["code"], "<string>")
+        tree = ast.parse(req.get("code", ""), "<string>")
         last = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
             last = ast.Expression(tree.body.pop().value)
@@ -823,8 +357,6 @@ def call(req, keep):
         pass
     except BaseException as e:
         res["status"] = "exception"
-        if isinstance(e, (MemoryError, RecursionError)):
-            clean = False
         try:
             lines = traceback.format_exception_only(type(e), e)
             res["error"] = lines[-1].strip() if lines else type(e).__name__
@@ -833,15 +365,15 @@ def call(req, keep):
     try:
         sys.stdout.flush()
     except BaseException:
-        clean = False
-    return res, clean, g
+        pass
+    return res
 
 
 # ---- The worker -----------------------------------------------------------------------------
 
 
 def kill_others():
-    """Sends SIGKILL to every process but the worker: the calls' and the children's.
+    """Sends SIGKILL to every process but the worker.
 
     In the sandbox the worker is PID 1 of its namespace, so kill(-1) reaches every other
     process there and orphans are reparented to it. Without the sandbox the worker is a child
@@ -890,46 +422,26 @@ def children(ppid):
     return out
 
 
-def others(allowed):
-    """The processes of the namespace but the worker and the allowed pids."""
-    me = os.getpid()
-    return [int(p) for p in os.listdir("/proc")
-            if p.isdigit() and int(p) != me and int(p) not in allowed]
-
-
-def sysv_ipc():
-    """The System V IPC objects of the namespace, as (kind, id): they outlive the processes
-    that made them (the IPC namespace is the worker's, not a call's)."""
-    out = []
+def remove_ipc():
+    """Removes the namespace's System V IPC objects: they outlive the processes that made them
+    (the IPC namespace is the worker's, not a call's)."""
     for kind in ("shm", "sem", "msg"):
         try:
             with open("/proc/sysvipc/" + kind, "rb") as f:
-                out += [(kind, int(line.split()[1])) for line in f.read().splitlines()[1:]]
+                ids = [int(line.split()[1]) for line in f.read().splitlines()[1:]]
         except (OSError, ValueError, IndexError):
-            pass
-    return out
+            continue
+        for ident in ids:
+            if kind == "sem":
+                libc.semctl(ident, 0, 0)  # IPC_RMID
+            else:
+                getattr(libc, kind + "ctl")(ident, 0, None)
 
 
-def remove_ipc():
-    for kind, ident in sysv_ipc():
-        if kind == "sem":
-            libc.semctl(ident, 0, 0)  # IPC_RMID
-        else:
-            getattr(libc, kind + "ctl")(ident, 0, None)
-
-
-def tmp_clean():
-    """Whether /tmp holds nothing but the empty working directory."""
-    try:
-        return os.listdir(TMP) == ["cwd"] and not os.listdir(CWD) and os.path.isdir(CWD) \
-            and not os.path.islink(CWD)
-    except OSError:
-        return False
-
-
-def wipe_tmp():
-    for name in os.listdir(TMP):
-        path = os.path.join(TMP, name)
+def wipe(top):
+    """Removes everything in the directory top, whatever its permissions."""
+    for name in os.listdir(top):
+        path = os.path.join(top, name)
         try:
             if os.path.isdir(path) and not os.path.islink(path):
                 for root, dirs, _ in os.walk(path):
@@ -958,8 +470,7 @@ def oom(adj):
             os.lseek(OOM_FD, 0, os.SEEK_SET)
             if os.read(OOM_FD, 16).strip() != OOM_ADJ:
                 raise OSError("oom_score_adj stays raised")
-    except OSError as e:
-        debug("oom_score_adj: %s" % e)
+    except OSError:
         os.close(OOM_FD)
         OOM_FD = None
 
@@ -971,9 +482,13 @@ class Child:
         req_r, self.req_w = os.pipe()
         self.out_r, out_w = os.pipe()
         self.res_r, res_w = os.pipe()
-        self.calls = 0  # calls it has served and stayed clean after
-        self.limits = None  # the fixed limits it applied at its first call
         self.rest = b""  # what it wrote on the result pipe after its last result line
+        # The random module reseeds itself in a forked child; numpy's legacy generator does
+        # not, so the worker reseeds it for each child (seeding in the child would cost it
+        # copy-on-write faults).
+        np = sys.modules.get("numpy")
+        if np is not None:
+            np.random.seed(int.from_bytes(os.urandom(4), "little"))  # seed(None) is 10x slower
         gc.freeze()
         oom(b"1000")
         self.pid = os.fork()
@@ -999,32 +514,6 @@ class Child:
     def alive(self):
         return not select.select([self.pidfd], [], [], 0)[0]
 
-    def await_ready(self):
-        """Waits for the line that says the child tidied up after a call and is clean."""
-        deadline = time.monotonic() + READY_WAIT
-        poll = select.poll()
-        poll.register(self.res_r, select.POLLIN)
-        poll.register(self.pidfd, select.POLLIN)
-        while b"\n" not in self.rest:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            for fd, _ in poll.poll(max(1, int(left * 1000))):
-                if fd == self.pidfd:
-                    return False
-                try:
-                    data = os.read(self.res_r, 4096)
-                except BlockingIOError:
-                    continue
-                if not data:
-                    return False
-                self.rest += data
-        line, self.rest = self.rest.split(b"\n", 1)
-        if line != b'{"ready": true}':
-            debug("child %d not reused: %s" % (self.pid, line.decode("utf-8", "replace")))
-            return False
-        return not self.rest and self.alive()
-
     def close(self):
         for fd in (self.req_w, self.out_r, self.res_r, self.pidfd):
             try:
@@ -1032,22 +521,14 @@ class Child:
             except OSError:
                 pass
 
-    def discard(self):
-        """Kills and reaps the child (it has no process of its own: it is idle or dead)."""
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-        except OSError:
-            pass
-        self.close()
 
-
-def run(req, ch, allowed):
-    """Runs one request on child ch and returns the reply and whether ch stays for the next
-    call. When it does not, every process but the worker has been sent SIGKILL; reaping them
-    is left to cleanup. allowed are the pids of the worker's other children."""
+def run(req, ch):
+    """Runs one request on child ch. Returns the reply and whether ch stays for the session's
+    next call: a session's call that ended normally. When it does not, every process but the
+    worker has been sent SIGKILL; reaping them is left to cleanup."""
     timeout = float(req.pop("timeout", 5))
     req_id = req.get("id")
+    session = bool(req.get("session"))
     cap = int(req.get("out", 1 << 20))
     t0 = time.monotonic()
     try:
@@ -1112,39 +593,36 @@ def run(req, ch, allowed):
             break
     wall = time.monotonic() - t0
 
-    def result():
-        """The child's result line (a complete one: the code has finished and flushed its
-        stdout) and what follows it."""
-        line, _, rest = bytes(resbuf).partition(b"\n")
+    res = None
+    if reported:
+        line, _, ch.rest = bytes(resbuf).partition(b"\n")
         try:
             res = json.loads(line.decode("utf-8", "replace"))
         except ValueError:
-            res = None
-        return res, rest
-
-    res = None
-    if reported:
-        res, ch.rest = result()
-    keep = (req.get("keep") and status is None and isinstance(res, dict)
-            and res.get("keep") is True and res.get("status") in ("ok", "exception")
-            and not others(allowed | {pid}))
+            pass
+    keep = (session and status is None and isinstance(res, dict) and res.get("id") == req_id
+            and res.get("status") in ("ok", "exception") and not ch.rest and ch.alive())
     st = None
     if exited and not reported:
         _, st = os.waitpid(pid, 0)  # a zombie already: no wait
     if not keep:
         kill_others()
-    # Every writer has been sent SIGKILL, or the child, the only one, has written all its
-    # output before its result: what is in the pipes now is all there will be.
+    # Every writer has been sent SIGKILL, or the child has written all the call's output before
+    # its result: what is in the pipes now is all there will be of the call's.
     while out_r in open_fds and total <= cap and drain(out_r):
         pass
     if not keep:
         while res_r in open_fds and drain(res_r):
             pass
         if not reported and resbuf:
-            res, _ = result()
+            try:
+                res = json.loads(bytes(resbuf).decode("utf-8", "replace"))
+            except ValueError:
+                res = None
     if total > cap:
         status = "output_limit"
         keep = False
+        kill_others()
     reply = {
         "head": head.decode("utf-8", "replace"),
         "tail": tail.decode("utf-8", "replace") if total > cap else "",
@@ -1159,12 +637,13 @@ def run(req, ch, allowed):
         elif isinstance(res, dict) and res.get("status") == "internal":
             status = "worker_error"
             reply["error"] = str(res.get("error"))
-        elif isinstance(res, dict) and res.get("status") in ("ok", "exception"):
+        elif isinstance(res, dict) and res.get("status") in ("ok", "exception") \
+                and res.get("id") == req_id:
             status = res["status"]
             reply["error"] = str(res.get("error") or "")
             v = res.get("value")
             reply["value"] = v if isinstance(v, str) else None
-        elif st is None:  # something wrote a line on fd 3 that is not a result
+        elif st is None:  # something wrote a line on fd 3 that is not this call's result
             status = "bad_result"
             reply["error"] = "the code wrote on the result channel"
         else:
@@ -1175,19 +654,29 @@ def run(req, ch, allowed):
 
 
 def cleanup():
-    """After a call that left no child to reuse: reap everything, wipe /tmp, make the next
-    call's working directory."""
+    """Reaps everything, wipes the scratch directories and System V IPC objects, and makes the
+    next call's working directory."""
     kill_all()
-    wipe_tmp()
+    for d in SCRATCH:
+        wipe(d)
     if IN_NAMESPACE:
         remove_ipc()
     os.mkdir(CWD, 0o700)
 
 
+def restart(*children):
+    """Closes the children's pipes, kills and wipes everything (cleanup), and returns a new
+    spare child."""
+    for c in set(children) - {None}:
+        c.close()
+    cleanup()
+    return Child()
+
+
 def serve():
     cleanup()
-    spare, used = Child(), None  # never used; used by pure calls and clean
-    send({"ready": True, "pid": os.getpid()})
+    spare, session = Child(), None  # spare: never used; session: the session's live child
+    send({"ready": True, "pid": os.getpid(), "warnings": WARNINGS})
     while True:
         req = read_frame()
         if req is None:  # the pool closed the pipe: exit, reaping everything first
@@ -1195,51 +684,34 @@ def serve():
             os._exit(0)
         if "cancel" in req:  # for a call that has already ended
             continue
-        keep = REUSE and pure_request(req)
-        limits = tuple(req.get(k) for k in ("mem", "fsize", "nofile", "nproc"))
-        req["keep"] = keep
-        if used is not None and not used.alive():  # the OOM killer, say
-            used.discard()
-            used = None
-        if keep and used is not None and used.limits == limits:
-            ch = used
-        else:
-            if spare is not None and not spare.alive():
-                spare.discard()
-                spare = None
+        if session is not None and not session.alive():  # the OOM killer, or its own doing
+            spare, session = restart(spare, session), None
+        if req.get("end"):
+            spare, session = restart(spare, session), None
+            send({"id": req.get("id"), "status": "ended"})
+            continue
+        fresh = not (req.get("session") and session is not None)
+        if fresh:
             if spare is None:
                 spare = Child()
-            ch = spare
-        allowed = {c.pid for c in (spare, used) if c is not None}
+            elif not spare.alive():
+                spare = restart(spare)
+            ch, spare = spare, None
+        else:
+            ch = session
         try:
-            reply, kept = run(req, ch, allowed)
+            reply, keep = run(req, ch)
         except Exception as e:  # a worker bug: report it, keep serving
             reply = {"status": "worker_error", "error": "%s: %s" % (type(e).__name__, e)}
-            kept = False
+            keep = False
             kill_others()
         reply["id"] = req.get("id")
-        reply["reused"] = ch.calls > 0
+        reply["fresh"] = fresh
         send(reply)
-        if kept and ch.await_ready() and not others(allowed) and tmp_clean() \
-                and not sysv_ipc():
-            ch.calls += 1
-            ch.limits = limits
-            if ch is spare:
-                if used is not None:  # another's limits: not needed any more
-                    used.discard()
-                used, spare = ch, None
+        if keep:
+            session = ch
         else:
-            if kept:
-                debug("child %d not reused: it did not tidy up, or the namespace is not clean"
-                      % ch.pid)
-            for c in (spare, used):  # ch is one of them
-                if c is not None:
-                    c.close()
-            cleanup()
-            spare, used = None, None
-        if spare is None:
-            spare = Child()
+            spare, session = restart(ch, session), None
 
 
-BASE = Baseline()  # before the first fork
 serve()
