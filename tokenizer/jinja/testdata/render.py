@@ -35,10 +35,13 @@ env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
 env.filters["tojson"] = tojson
 env.globals["raise_exception"] = raise_exception
 
+compiled = {}
 for line in sys.stdin:
     req = json.loads(line)
     try:
-        out = {"out": env.from_string(req["template"]).render(**req["vars"])}
+        if req["template"] not in compiled:
+            compiled[req["template"]] = env.from_string(req["template"])
+        out = {"out": compiled[req["template"]].render(**req["vars"])}
     except Exception as e:  # any failure: the Go side must fail too
         out = {"error": "%s: %s" % (type(e).__name__, e)}
     sys.stdout.write(json.dumps(out) + "\n")
