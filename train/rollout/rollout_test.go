@@ -55,6 +55,19 @@ func interleaveCases(t *testing.T) []interleaveCase {
 			finish: FinishEOS,
 		},
 		{
+			// An empty block is not executed and does not use the budget: with a budget of
+			// one, the block after it still runs.
+			name: "empty block is text",
+			turns: [][]int32{
+				seqOf("Plan: ", tOpen, "\n  \n", tFenceNL, "then ", tOpen, "print(8)\n", tFenceNL),
+				seqOf("eight"),
+			},
+			maxCall: 1, exec: echo,
+			text:   "Plan: ```python\n\n  \n```\nthen ```python\nprint(8)\n```\n" + out("ran:print(8)") + "eight<eos>",
+			calls:  []wantCall{{"print(8)\n", "ran:print(8)", KindOK}},
+			finish: FinishEOS,
+		},
+		{
 			name: "fence glued to text is cut",
 			turns: [][]int32{
 				seqOf("Try ", tOpen, "print(2)\n", tFenceThe, " rest is dropped"),
