@@ -23,11 +23,11 @@ import (
 // after the yaml keys ("-" for "_", sandbox ones prefixed "sandbox-"), or read from a run
 // config with --config (flags given explicitly override it).
 type runSettings struct {
-	fs      *flag.FlagSet
-	S       rollout.Settings
-	P       data.PromptSettings
-	config  *string
-	kwargs  *string
+	fs     *flag.FlagSet
+	S      rollout.Settings
+	P      data.PromptSettings
+	config *string
+	kwargs *string
 }
 
 // addSettings registers the settings flags on fs. sampling adds the sampling and sandbox

@@ -87,14 +87,14 @@ type Rollout struct {
 
 // RL holds the policy-gradient settings (names as in package rl).
 type RL struct {
-	Estimator       string  `yaml:"estimator"`
-	ClipLow         float64 `yaml:"clip_low"`
-	ClipHigh        float64 `yaml:"clip_high"`
-	DualClipC       float64 `yaml:"dual_clip_c"` // 0: off
-	LossAgg         string  `yaml:"loss_agg"`
-	MaskToolTokens  bool    `yaml:"mask_tool_tokens"`
-	KLCoef          float64 `yaml:"kl_coef"` // 0: no reference model
-	KLType          string  `yaml:"kl_type"`
+	Estimator      string  `yaml:"estimator"`
+	ClipLow        float64 `yaml:"clip_low"`
+	ClipHigh       float64 `yaml:"clip_high"`
+	DualClipC      float64 `yaml:"dual_clip_c"` // 0: off
+	LossAgg        string  `yaml:"loss_agg"`
+	MaskToolTokens bool    `yaml:"mask_tool_tokens"`
+	KLCoef         float64 `yaml:"kl_coef"` // 0: no reference model
+	KLType         string  `yaml:"kl_type"`
 	// WhitenOver says which tokens reinforce_pp_baseline whitens the advantages over:
 	// "response" (every response token, interpreter output included, as verl) or "policy".
 	WhitenOver      string  `yaml:"whiten_over"`

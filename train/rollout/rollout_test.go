@@ -2,8 +2,8 @@ package rollout
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"slices"
