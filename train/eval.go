@@ -51,6 +51,8 @@ type Evaluator struct {
 	Scorer   Scorer
 	EOS      []int32
 	Settings rollout.Settings
+	// onAppend, when set, is the rollout engine's OnAppend (the trainer's test hook).
+	onAppend func(traj int, ids []int32, role rollout.Role)
 }
 
 // sample runs the rollout of n samples of each task with a budget of maxCalls executions, the
@@ -62,18 +64,24 @@ func (e *Evaluator) sample(ctx context.Context, tasks []Task, n, maxCalls int, s
 	}
 	c := e.Settings.Config(n, maxCalls, e.EOS, seed)
 	c.Sample = sp
-	eng := rollout.Engine{Policy: Policy(e.Dec), Tok: e.Tok, Exec: e.Exec, Config: c}
+	eng := rollout.Engine{Policy: Policy(e.Dec), Tok: e.Tok, Exec: e.Exec, Config: c, OnAppend: e.onAppend}
 	return eng.Run(ctx, prompts)
 }
 
 // Evaluate samples k responses per task with at most maxCalls executions each (greedy when
 // sp's temperature is 0) and grades them.
 func (t *Trainer) Evaluate(ctx context.Context, tasks []Task, k, maxCalls int, sp engine.SampleParams, seed uint64) (EvalResult, error) {
+	t.at("eval", t.Step)
 	return t.evaluator().Evaluate(ctx, tasks, k, maxCalls, sp, seed)
 }
 
 func (t *Trainer) evaluator() *Evaluator {
-	return &Evaluator{Dec: t.Dec, Tok: t.Tok, Exec: t.Exec, Scorer: t.Scorer, EOS: t.EOS, Settings: t.Cfg.Rollout.Settings}
+	e := &Evaluator{Dec: t.Dec, Tok: t.Tok, Exec: t.Exec, Scorer: t.Scorer, EOS: t.EOS, Settings: t.Cfg.Rollout.Settings}
+	if t.hook != nil {
+		n := 0
+		e.onAppend = func(int, []int32, rollout.Role) { n++; t.at("token", n) }
+	}
+	return e
 }
 
 // Evaluate samples k responses per task with at most maxCalls executions each (greedy when

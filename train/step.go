@@ -126,6 +126,7 @@ func (t *Trainer) collect(ctx context.Context) (*batch, error) {
 			tasks[i] = t.Train[j]
 		}
 		seed := cfg.Run.Seed*1_000_003 + uint64(t.Step)*101 + uint64(round)
+		t.at("rollout", t.Step)
 		tr, s, err := t.rollout(ctx, tasks, cfg.Rollout.N, maxCalls, cfg.Rollout.Sample(), seed)
 		if err != nil {
 			if serr := t.sampler().Seek(cursor); serr != nil {
@@ -274,6 +275,7 @@ func (t *Trainer) update(ctx context.Context, b *batch) error {
 	seqs := b.seqs()
 	temp := t.temperature()
 	if b.Old == nil {
+		t.at("old", t.Step)
 		old := make([][]float32, len(seqs))
 		var entSum float64
 		var entN int
@@ -309,6 +311,7 @@ func (t *Trainer) update(ctx context.Context, b *batch) error {
 		g = bothGrad
 	}
 	for ; b.Done < cfg.RL.PPOEpochs*mbs; b.Done++ {
+		t.at("update", b.Done)
 		mb := b.Done % mbs
 		lo, hi := mb*n/mbs, (mb+1)*n/mbs
 		if lo == hi {

@@ -87,6 +87,10 @@ type Trainer struct {
 	// measured); checkpoints keep it.
 	BeforeRL *float64
 
+	// hook, when set (tests), is called as each unit of work begins: "sft" (a warm-up step),
+	// "rollout", "token" (the n-th append of a rollout), "old" (old log-probs), "update" (a
+	// mini-batch update) and "eval", with the step, warm-up step, append or update index.
+	hook     func(phase string, n int)
 	refOwned bool          // Ref is a copy of the policy (checkpoints carry it)
 	pending  *batch        // a step interrupted after its rollout, finished by the next RLStep
 	record   *pendingEval  // a finished step whose periodic evaluation was interrupted
@@ -267,6 +271,13 @@ func (t *Trainer) maxBudget() int {
 	return m
 }
 
+// at calls the test hook.
+func (t *Trainer) at(phase string, n int) {
+	if t.hook != nil {
+		t.hook(phase, n)
+	}
+}
+
 // sampler is the seeded order of the training tasks (data.shuffle), one epoch after another.
 func (t *Trainer) sampler() *data.Sampler {
 	if t.prompts == nil {
@@ -409,6 +420,7 @@ func (t *Trainer) SFT(ctx context.Context, progress func(step int, loss float64)
 		rng = sftRNG(t.Cfg.Run.Seed, t.SFTStep, c.BatchSize, len(demos))
 	}
 	for ; t.SFTStep < c.Steps; t.SFTStep++ {
+		t.at("sft", t.SFTStep)
 		seqs := make([]seq, c.BatchSize)
 		roles := make([][]rollout.Role, c.BatchSize)
 		total := 0

@@ -54,7 +54,7 @@ func tinyTrainer(t *testing.T, seed uint64, overrides ...string) *Trainer {
 		t.Fatal(err)
 	}
 	cfg := config.Default()
-	base := []string{"model.init=" + modelCfg, "model.tokenizer=byte", "data.train=" + data, "data.template=toy",
+	base := []string{"model.init=" + modelCfg, "model.tokenizer=byte", "data.train=" + data, "data.eval=" + data, "data.template=toy",
 		"rollout.n=8", "rollout.prompts_per_step=8", "rollout.max_response=4", "rollout.max_prompt=12",
 		"rollout.max_calls=0", "optim.lr=3e-3", "optim.weight_decay=0", "optim.mini_batches=2",
 		"optim.micro_tokens=256", fmt.Sprintf("run.seed=%d", seed), "run.steps=100", "run.out_dir=" + filepath.Join(dir, "run")}
@@ -104,47 +104,57 @@ func TestRLRewardRises(t *testing.T) {
 }
 
 // TestResumeBitIdentical: k steps, a checkpoint, a fresh trainer resumed from it and k more
-// steps give exactly the parameters of 2k uninterrupted steps.
+// steps give exactly the parameters of 2k uninterrupted steps; with the KL term too (the
+// reference, a copy of the initial policy, travels in the checkpoint).
 func TestResumeBitIdentical(t *testing.T) {
 	const k = 3
 	ctx := context.Background()
-	a := tinyTrainer(t, 5)
-	for i := 0; i < 2*k; i++ {
-		if _, err := a.RLStep(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want := params(t, a)
+	for _, overrides := range [][]string{nil, {"rl.kl_coef=0.5"}} {
+		t.Run(strings.Join(append([]string{"plain"}, overrides...), ","), func(t *testing.T) {
+			a := tinyTrainer(t, 5, overrides...)
+			for i := 0; i < 2*k; i++ {
+				if _, err := a.RLStep(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := params(t, a)
 
-	root := t.TempDir()
-	b := tinyTrainer(t, 5)
-	for i := 0; i < k; i++ {
-		if _, err := b.RLStep(ctx); err != nil {
-			t.Fatal(err)
-		}
+			root := t.TempDir()
+			b := tinyTrainer(t, 5, overrides...)
+			for i := 0; i < k; i++ {
+				if _, err := b.RLStep(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := 0.0 // zero, which gob would drop from a pointer field
+			b.BeforeRL = &before
+			if _, err := b.Save(root, 2); err != nil {
+				t.Fatal(err)
+			}
+			c := tinyTrainer(t, 5, overrides...)
+			dir, err := c.Resume(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tokenizer.Load(dir); err != nil {
+				t.Errorf("checkpoint without its tokenizer: %v", err)
+			}
+			if c.Step != k || c.BeforeRL == nil || *c.BeforeRL != before {
+				t.Fatalf("resumed at step %d with accuracy before RL %v, want %d and %v", c.Step, c.BeforeRL, k, before)
+			}
+			for i := 0; i < k; i++ {
+				if _, err := c.RLStep(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sameParams(t, want, params(t, c))
+		})
 	}
-	before := 0.0 // zero, which gob would drop from a pointer field
-	b.BeforeRL = &before
-	if _, err := b.Save(root, 2); err != nil {
-		t.Fatal(err)
-	}
-	c := tinyTrainer(t, 5)
-	dir, err := c.Resume(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tokenizer.Load(dir); err != nil {
-		t.Errorf("checkpoint without its tokenizer: %v", err)
-	}
-	if c.Step != k || c.BeforeRL == nil || *c.BeforeRL != before {
-		t.Fatalf("resumed at step %d with accuracy before RL %v, want %d and %v", c.Step, c.BeforeRL, k, before)
-	}
-	for i := 0; i < k; i++ {
-		if _, err := c.RLStep(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := params(t, c)
+}
+
+// sameParams fails unless two parameter vectors are bit-identical.
+func sameParams(t *testing.T, want, got []float32) {
+	t.Helper()
 	diff := 0
 	for i := range want {
 		if math.Float32bits(want[i]) != math.Float32bits(got[i]) {
