@@ -112,7 +112,7 @@ func toyJob(t *testing.T, out string, extra ...string) *Trainer {
 	}
 	b := cpu.New(1)
 	t.Cleanup(func() { b.Close() })
-	tr, err := New(context.Background(), cfg, Options{Backend: b})
+	tr, err := NewTrainer(context.Background(), cfg, Options{Backend: b})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 // Package train is the RL loop of cir: rollouts with the interpreter on the policy's own
 // weights, rewards from the answer checker, advantages, the PPO update with tool tokens masked,
-// and the supervised warm-up of the default job. New builds a complete Trainer from a run
+// and the supervised warm-up of the default job. NewTrainer builds a complete Trainer from a run
 // config and Run drives the whole job (warm-up, evaluation, RL steps with checkpoints, final
 // evaluation, plot, summary); an interrupted Run leaves a checkpoint that Resume continues
 // bit-identically on the CPU. The parts live in the sub-packages (rollout, sandbox, reward,
@@ -51,7 +51,7 @@ var ErrInterrupted = errors.New("interrupted")
 // interrupted wraps ctx's error as ErrInterrupted.
 func interrupted(err error) error { return fmt.Errorf("%w (%v)", ErrInterrupted, err) }
 
-// Options are what New needs besides the config.
+// Options are what NewTrainer needs besides the config.
 type Options struct {
 	Backend engine.Backend // where the model lives; the caller closes it after the trainer
 	Scorer  Scorer         // nil: reward.Checker with the config's reward values
@@ -104,12 +104,12 @@ type Trainer struct {
 	kl       rl.KLType
 }
 
-// New builds a complete trainer from cfg: the model (loaded from model.dir or initialised
+// NewTrainer builds a complete trainer from cfg: the model (loaded from model.dir or initialised
 // from model.init with run.seed), the tokenizer and the chat template, the training and
 // held-out tasks, the sandbox pool (when a budget allows a call), the decoder, the optimizer
 // and, with rl.kl_coef > 0 and model.reference set, the KL reference. Errors name the config
 // key or file at fault; ctx bounds the sandbox's start.
-func New(ctx context.Context, cfg config.Config, opt Options) (*Trainer, error) {
+func NewTrainer(ctx context.Context, cfg config.Config, opt Options) (*Trainer, error) {
 	t, err := newTrainer(cfg)
 	if err != nil {
 		return nil, err

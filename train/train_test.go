@@ -35,7 +35,7 @@ func (firstByteScorer) Score(completion, _ string) reward.Result {
 var tinyModel = model.Config{VocabSize: 259, HiddenSize: 32, IntermediateSize: 64, NumLayers: 2, NumHeads: 4,
 	NumKVHeads: 2, HeadDim: 8, MaxPositions: 64, RopeTheta: 10000, RMSNormEps: 1e-6, TieWordEmbeddings: true}
 
-// tinyTrainer builds a trainer with New on the CPU with the first-byte task: 8 prompts
+// tinyTrainer builds a trainer with NewTrainer on the CPU with the first-byte task: 8 prompts
 // ("say a:" ...), groups of 8, responses of at most 4 tokens, no interpreter, run files under
 // a temporary directory.
 func tinyTrainer(t *testing.T, seed uint64, overrides ...string) *Trainer {
@@ -63,7 +63,7 @@ func tinyTrainer(t *testing.T, seed uint64, overrides ...string) *Trainer {
 	}
 	b := cpu.New(1)
 	t.Cleanup(func() { b.Close() })
-	tr, err := New(context.Background(), cfg, Options{Backend: b, Scorer: firstByteScorer{}})
+	tr, err := NewTrainer(context.Background(), cfg, Options{Backend: b, Scorer: firstByteScorer{}})
 	if err != nil {
 		t.Fatal(err)
 	}

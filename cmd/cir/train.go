@@ -52,7 +52,7 @@ func cmdTrain(e *env, args []string) error {
 		return err
 	}
 	defer b.Close()
-	t, err := train.New(ctx, cfg, train.Options{Backend: b, Log: e.stderr})
+	t, err := train.NewTrainer(ctx, cfg, train.Options{Backend: b, Log: e.stderr})
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%w before training started (%v)", train.ErrInterrupted, err)
