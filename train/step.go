@@ -113,7 +113,7 @@ func (t *Trainer) collect(ctx context.Context) (*batch, error) {
 		trajs  []rollout.Trajectory
 		scores []float64
 		hits   []bool
-		st     rollout.Stats
+		tTool  time.Duration
 		tRew   time.Duration
 	)
 	kept := 0
@@ -137,8 +137,7 @@ func (t *Trainer) collect(ctx context.Context) (*batch, error) {
 			}
 			return nil, err
 		}
-		st.Wall += s.Wall
-		st.ToolTime += s.ToolTime
+		tTool += s.ToolTime
 		r0 := time.Now()
 		sc := make([]float64, len(tr))
 		hit := make([]bool, len(tr))
@@ -186,7 +185,7 @@ func (t *Trainer) collect(ctx context.Context) (*batch, error) {
 		}
 	}
 	m := metrics.Step{Step: t.Step + 1, LR: t.lr.At(t.Step), MaxCalls: maxCalls, Groups: kept,
-		RolloutSec: (time.Since(start) - tRew).Seconds(), SandboxSec: st.ToolTime.Seconds(), RewardSec: tRew.Seconds()}
+		RolloutSec: (time.Since(start) - tRew).Seconds(), SandboxSec: tTool.Seconds(), RewardSec: tRew.Seconds()}
 	t.rolloutMetrics(&m, trajs, scores, hits)
 	n := len(trajs)
 	b := &batch{Tokens: make([][]int32, n), PromptLen: make([]int, n), Mask: make([][]bool, n), LR: m.LR, Record: m}
@@ -362,7 +361,7 @@ func (t *Trainer) update(ctx context.Context, b *batch) error {
 		if err != nil {
 			return err
 		}
-		norm, stepped, err := t.step(b.LR)
+		norm, stepped, err := t.applyUpdate(b.LR)
 		if err != nil {
 			return err
 		}

@@ -292,9 +292,9 @@ func (t *Trainer) optimStep(lr float64) model.OptimStep {
 	return model.OptimStep{LR: lr, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.WeightDecay, ClipNorm: o.GradClip}
 }
 
-// step applies one optimizer step to the accumulated gradients unless their norm is not
-// finite (then it skips it, as verl does). It returns the norm and whether it stepped.
-func (t *Trainer) step(lr float64) (float64, bool, error) {
+// applyUpdate applies one optimizer step to the accumulated gradients unless their norm is
+// not finite (then it skips it, as verl does). It returns the norm and whether it stepped.
+func (t *Trainer) applyUpdate(lr float64) (float64, bool, error) {
 	norm := t.Model.GradNorm()
 	if math.IsNaN(norm) || math.IsInf(norm, 0) {
 		fmt.Fprintf(t.Log, "warning: gradient norm %v: update skipped\n", norm)
@@ -448,7 +448,7 @@ func (t *Trainer) SFT(ctx context.Context, progress func(step int, loss float64)
 		if err != nil {
 			return err
 		}
-		if _, _, err := t.step(lr.At(t.SFTStep)); err != nil {
+		if _, _, err := t.applyUpdate(lr.At(t.SFTStep)); err != nil {
 			return err
 		}
 		if progress != nil {
