@@ -42,27 +42,36 @@ func resumeToEnd(t *testing.T, make func(...string) *Trainer) []float32 {
 // from it ends with exactly the parameters and the metrics records of an uninterrupted run.
 func TestRunInterruptedResumes(t *testing.T) {
 	job := []string{"run.steps=6", "run.eval_every=2", "run.save_every=0", "run.keep_last=0"}
-	ref := tinyTrainer(t, 11, job...)
-	if _, err := ref.Run(context.Background()); err != nil {
-		t.Fatal(err)
+	wants := map[string][]float32{}
+	want := func(kl string) []float32 {
+		if w, ok := wants[kl]; ok {
+			return w
+		}
+		ref := tinyTrainer(t, 11, append(append([]string(nil), job...), "rl.kl_coef="+kl)...)
+		if _, err := ref.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		wants[kl] = params(t, ref)
+		return wants[kl]
 	}
-	want := params(t, ref)
 	cases := []struct {
 		name, phase string
 		step, n     int
+		kl          string
 	}{
-		{"rollout of step 3", "rollout", 2, -1},
-		{"old log-probs of step 4", "old", 3, -1},
-		{"second mini-batch of step 2", "update", 1, 1},
-		{"evaluation before RL", "eval", 0, -1},
-		{"periodic evaluation after step 4", "eval", 4, -1},
-		{"final evaluation", "eval", 6, -1},
+		{"rollout of step 3", "rollout", 2, -1, "0"},
+		{"old log-probs of step 4", "old", 3, -1, "0"},
+		{"second mini-batch of step 2", "update", 1, 1, "0"},
+		{"second mini-batch of step 2 with the KL term", "update", 1, 1, "0.5"},
+		{"evaluation before RL", "eval", 0, -1, "0"},
+		{"periodic evaluation after step 4", "eval", 4, -1, "0"},
+		{"final evaluation", "eval", 6, -1, "0"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "run")
 			make := func(extra ...string) *Trainer {
-				return tinyTrainer(t, 11, append(append(append([]string(nil), job...), "run.out_dir="+out), extra...)...)
+				return tinyTrainer(t, 11, append(append(append([]string(nil), job...), "run.out_dir="+out, "rl.kl_coef="+tc.kl), extra...)...)
 			}
 			tr := make()
 			ctx, cancel := context.WithCancel(context.Background())
@@ -73,7 +82,7 @@ func TestRunInterruptedResumes(t *testing.T) {
 			if !*hit || !errors.As(err, &ie) || !errors.Is(err, ErrInterrupted) || ie.Checkpoint == "" {
 				t.Fatalf("hook reached %v; Run returned %v, want an InterruptError with a checkpoint", *hit, err)
 			}
-			sameParams(t, want, resumeToEnd(t, make))
+			sameParams(t, want(tc.kl), resumeToEnd(t, make))
 			recs, err := metrics.ReadFile(filepath.Join(out, "metrics.jsonl"))
 			if err != nil || len(recs) != 6 {
 				t.Fatalf("metrics.jsonl: %d records, %v; want 6", len(recs), err)

@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"cir/engine"
 	"cir/model"
@@ -27,9 +28,39 @@ type state struct {
 	// accuracy of 0 would come back nil.)
 	BeforeRL    float64
 	HasBeforeRL bool
-	Pending     *batch       // the step in progress after its rollout
-	Record      *pendingEval // a finished step waiting for its periodic evaluation
-	RefOwned    bool         // the checkpoint carries the KL reference
+	// Pending is the step in progress after its rollout, without its per-token floats, which
+	// travel as the tensors pending.adv, pending.old and pending.ref (response tokens of all
+	// sequences in order) so that a large batch does not bloat the metadata.
+	Pending    *batch
+	PendingOld bool         // pending.old is present
+	PendingRef bool         // pending.ref is present
+	Record     *pendingEval // a finished step waiting for its periodic evaluation
+	RefOwned   bool         // the checkpoint carries the KL reference
+}
+
+// responseLens are the response lengths of a batch's sequences.
+func (b *batch) responseLens() []int {
+	l := make([]int, len(b.Tokens))
+	for i := range l {
+		l[i] = len(b.Tokens[i]) - b.PromptLen[i]
+	}
+	return l
+}
+
+func flatten(rows [][]float32) []float32 {
+	var out []float32
+	for _, r := range rows {
+		out = append(out, r...)
+	}
+	return out
+}
+
+func unflatten(flat []float32, lens []int) [][]float32 {
+	out := make([][]float32, len(lens))
+	for i, n := range lens {
+		out[i], flat = flat[:n:n], flat[n:]
+	}
+	return out
 }
 
 // pendingEval is a finished step whose record waits for its periodic evaluation.
@@ -61,10 +92,23 @@ func (t *Trainer) Save(root string, keep int) (string, error) {
 		}
 	}
 	st := state{Version: stateVersion, Step: t.Step, OptStep: t.Opt.Step, Cursor: t.sampler().Cursor(),
-		SFTDone: t.SFTDone, SFTStep: t.SFTStep, NumElems: t.Opt.M.Len(), Pending: t.pending, Record: t.record,
+		SFTDone: t.SFTDone, SFTStep: t.SFTStep, NumElems: t.Opt.M.Len(), Record: t.record,
 		RefOwned: t.refOwned && t.Ref != nil}
 	if t.BeforeRL != nil {
 		st.BeforeRL, st.HasBeforeRL = *t.BeforeRL, true
+	}
+	var ts []ckpt.Tensor
+	if b := t.pending; b != nil {
+		p := *b
+		p.Adv, p.Old, p.Ref = nil, nil, nil
+		st.Pending, st.PendingOld, st.PendingRef = &p, b.Old != nil, b.Ref != nil
+		ts = append(ts, ckpt.Tensor{Name: "pending.adv", Data: flatten(b.Adv)})
+		if b.Old != nil {
+			ts = append(ts, ckpt.Tensor{Name: "pending.old", Data: flatten(b.Old)})
+		}
+		if b.Ref != nil {
+			ts = append(ts, ckpt.Tensor{Name: "pending.ref", Data: flatten(b.Ref)})
+		}
 	}
 	named := []struct {
 		name string
@@ -76,7 +120,6 @@ func (t *Trainer) Save(root string, keep int) (string, error) {
 			t    engine.Tensor
 		}{"reference", t.Ref.Params.All})
 	}
-	var ts []ckpt.Tensor
 	for _, x := range named {
 		if x.t.Nil() {
 			continue
@@ -105,8 +148,18 @@ func (t *Trainer) Resume(root string) (string, error) {
 	var st state
 	byName := map[string][]float32{}
 	_, err = ckpt.ReadFile(filepath.Join(dir, ckpt.StateFile), &st, func(name string, n int) ([]float32, error) {
-		if n != t.Opt.M.Len() {
-			return nil, fmt.Errorf("%s has %d elements, this model's optimizer %d", name, n, t.Opt.M.Len())
+		want, what := t.Opt.M.Len(), "this model's optimizer"
+		if strings.HasPrefix(name, "pending.") {
+			want, what = -1, "the step in progress"
+			if st.Pending != nil && len(st.Pending.Tokens) == len(st.Pending.PromptLen) {
+				want = 0
+				for _, l := range st.Pending.responseLens() {
+					want += l
+				}
+			}
+		}
+		if n != want {
+			return nil, fmt.Errorf("%s has %d elements, %s %d", name, n, what, want)
 		}
 		byName[name] = make([]float32, n)
 		return byName[name], nil
@@ -143,8 +196,26 @@ func (t *Trainer) Resume(root string) (string, error) {
 		t.Model.B.Upload(t.Ref.Params.All, engine.HostF32(h, len(h)))
 		t.refOwned = true
 	}
-	if st.Pending != nil && (len(st.Pending.Tokens) != len(st.Pending.Adv) || len(st.Pending.Tokens) != len(st.Pending.Mask)) {
-		return "", fmt.Errorf("%s: trainer state: malformed step in progress", dir)
+	if p := st.Pending; p != nil {
+		lens := p.responseLens()
+		adv, okAdv := byName["pending.adv"]
+		old, okOld := byName["pending.old"]
+		ref, okRef := byName["pending.ref"]
+		if len(p.Mask) != len(lens) || !okAdv || okOld != st.PendingOld || okRef != st.PendingRef {
+			return "", fmt.Errorf("%s: trainer state: malformed step in progress", dir)
+		}
+		for i, m := range p.Mask {
+			if len(m) != lens[i] {
+				return "", fmt.Errorf("%s: trainer state: malformed step in progress", dir)
+			}
+		}
+		p.Adv = unflatten(adv, lens)
+		if okOld {
+			p.Old = unflatten(old, lens)
+		}
+		if okRef {
+			p.Ref = unflatten(ref, lens)
+		}
 	}
 	if err := t.sampler().Seek(st.Cursor); err != nil {
 		return "", fmt.Errorf("%s: %w", dir, err)

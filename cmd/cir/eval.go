@@ -73,8 +73,8 @@ func cmdEval(e *env, args []string) error {
 	tasks := make([]train.Task, len(ex))
 	maxPrompt := 0
 	for i, x := range ex {
-		if tasks[i], err = prompter.Task(x, 0); err != nil {
-			return fmt.Errorf("%s: %w", x.Source, err)
+		if tasks[i], err = prompter.Task(x, rs.S.MaxPrompt); err != nil {
+			return errorf("raise --max-prompt for longer prompts", "%s: %v", x.Source, err)
 		}
 		tasks[i].Kind = x.Subject
 		maxPrompt = max(maxPrompt, len(tasks[i].Prompt))

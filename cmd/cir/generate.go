@@ -65,6 +65,9 @@ func cmdGenerate(e *env, args []string) error {
 	if len(prompt) == 0 {
 		return errorf(hint, "generate: --prompt is empty")
 	}
+	if len(prompt) > rs.S.MaxPrompt {
+		return errorf("raise --max-prompt for longer prompts", "generate: prompt of %d tokens is longer than --max-prompt %d", len(prompt), rs.S.MaxPrompt)
+	}
 
 	m, b, err := loadModel(e, *dir, open)
 	if err != nil {
