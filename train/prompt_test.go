@@ -1,10 +1,7 @@
 package train
 
 import (
-	"bytes"
-	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +9,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"cir/tokenizer"
+	"cir/tokenizer/jinja/jinjatest"
 	"cir/train/config"
 	"cir/train/data"
 	"cir/train/rollout"
@@ -30,42 +28,6 @@ func templateDir(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return dir
-}
-
-// pythonChat renders messages with the chat template of dir through Python's jinja2 as
-// transformers' apply_chat_template(messages, add_generation_prompt=True) does.
-func pythonChat(t *testing.T, dir string, msgs []map[string]string) string {
-	t.Helper()
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import jinja2").Run(); err != nil {
-		t.Skipf("%s with jinja2 is not installed (make test installs python3-jinja2): %v", py, err)
-	}
-	var cfg map[string]any
-	b, _ := os.ReadFile(filepath.Join(dir, tokenizer.ConfigFile))
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	vars := map[string]any{"messages": msgs, "add_generation_prompt": true, "tools": nil, "documents": nil}
-	for _, k := range []string{"eos_token", "pad_token", "bos_token", "unk_token"} {
-		if v, ok := cfg[k].(string); ok {
-			vars[k] = v
-		}
-	}
-	req, _ := json.Marshal(map[string]any{"template": cfg["chat_template"], "vars": vars})
-	cmd := exec.Command(py, filepath.Join("..", "tokenizer", "jinja", "testdata", "render.py"))
-	cmd.Stdin = bytes.NewReader(append(req, '\n'))
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("render.py: %v", err)
-	}
-	var rep struct {
-		Out   *string
-		Error string
-	}
-	if err := json.Unmarshal(out, &rep); err != nil || rep.Out == nil {
-		t.Fatalf("render.py: %s %v", out, err)
-	}
-	return *rep.Out
 }
 
 // verlRow has the layout of verl's (and the reference's) parquet datasets.
@@ -122,7 +84,8 @@ func TestReferenceParquetPromptOnce(t *testing.T) {
 		for _, m := range r.Prompt {
 			msgs = append(msgs, map[string]string{"role": m.Role, "content": m.Content})
 		}
-		if want := pythonChat(t, dir, msgs); got != want {
+		cfg, _ := os.ReadFile(filepath.Join(dir, tokenizer.ConfigFile))
+		if want := jinjatest.Chat(t, cfg, msgs); got != want {
 			t.Errorf("row %d: prompt\n%q\nverl (jinja2) makes\n%q", i, got, want)
 		}
 		if n := strings.Count(got, rollout.Instruction); n != 1 {

@@ -1,49 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"cir/tokenizer"
+	"cir/tokenizer/jinja/jinjatest"
 	"cir/train/rollout"
 )
-
-// jinjaRender renders a chat template's messages with Python's jinja2 as transformers'
-// apply_chat_template(messages, add_generation_prompt=True) does (the reference script of
-// package jinja), with the special tokens of the tokenizer_config.json cfg.
-func jinjaRender(t *testing.T, cfg map[string]any, msgs []map[string]string) string {
-	t.Helper()
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import jinja2").Run(); err != nil {
-		t.Skipf("%s with jinja2 is not installed (make test installs python3-jinja2): %v", py, err)
-	}
-	vars := map[string]any{"messages": msgs, "add_generation_prompt": true, "tools": nil, "documents": nil}
-	for _, k := range []string{"bos_token", "eos_token", "pad_token", "unk_token"} {
-		if v, ok := cfg[k].(string); ok {
-			vars[k] = v
-		}
-	}
-	req, _ := json.Marshal(map[string]any{"template": cfg["chat_template"], "vars": vars})
-	cmd := exec.Command(py, filepath.Join("..", "..", "tokenizer", "jinja", "testdata", "render.py"))
-	cmd.Stdin = bytes.NewReader(append(req, '\n'))
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("render.py: %v", err)
-	}
-	var rep struct {
-		Out   *string
-		Error string
-	}
-	if err := json.Unmarshal(out, &rep); err != nil || rep.Out == nil {
-		t.Fatalf("render.py: %s %v", out, err)
-	}
-	return *rep.Out
-}
 
 // TestTemplateCLI: cir template prints exactly what Python's jinja2 renders with the real
 // Qwen2.5-Math-Instruct and Qwen3 chat templates for the CIR user message (with and without
@@ -55,10 +22,6 @@ func TestTemplateCLI(t *testing.T) {
 			t.Run(name+"/system="+system, func(t *testing.T) {
 				b, err := os.ReadFile(filepath.Join("..", "..", "tokenizer", "testdata", "templates", name+".json"))
 				if err != nil {
-					t.Fatal(err)
-				}
-				var cfg map[string]any
-				if err := json.Unmarshal(b, &cfg); err != nil {
 					t.Fatal(err)
 				}
 				dir := t.TempDir()
@@ -74,7 +37,7 @@ func TestTemplateCLI(t *testing.T) {
 				if code != 0 {
 					t.Fatalf("exit %d: %s", code, stderr)
 				}
-				if want := jinjaRender(t, cfg, msgs); stdout != want {
+				if want := jinjatest.Chat(t, b, msgs); stdout != want {
 					t.Fatalf("cir template printed\n%q\njinja2 renders\n%q", stdout, want)
 				}
 			})

@@ -1,68 +1,18 @@
 package jinja
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"cir/tokenizer/jinja/jinjatest"
 )
 
-const python = "/usr/bin/python3"
-
-type request struct {
-	Template string          `json:"template"`
-	Vars     json.RawMessage `json:"vars"`
-}
-
-type reply struct {
-	Out   *string `json:"out"`
-	Error string  `json:"error"`
-}
-
-// pythonRender renders each request with Python's jinja2 in transformers' chat-template
-// environment (testdata/render.py). It skips the test when jinja2 is not installed.
-func pythonRender(t *testing.T, reqs []request) []reply {
-	t.Helper()
-	if err := exec.Command(python, "-c", "import jinja2").Run(); err != nil {
-		t.Skipf("%s with jinja2 is not installed (make test installs python3-jinja2): %v", python, err)
-	}
-	var in bytes.Buffer
-	enc := json.NewEncoder(&in)
-	for _, r := range reqs {
-		if err := enc.Encode(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cmd := exec.Command(python, filepath.Join("testdata", "render.py"))
-	cmd.Stdin = &in
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("render.py: %v", err)
-	}
-	var reps []reply
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(nil, 1<<24)
-	for sc.Scan() {
-		var r reply
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("render.py output %q: %v", sc.Text(), err)
-		}
-		reps = append(reps, r)
-	}
-	if len(reps) != len(reqs) {
-		t.Fatalf("render.py answered %d of %d requests", len(reps), len(reqs))
-	}
-	return reps
-}
-
 // goRender renders a request with this package, the variables decoded in order.
-func goRender(r request, opt Options) (string, error) {
+func goRender(r jinjatest.Request, opt Options) (string, error) {
 	tpl, err := Parse(r.Template, opt)
 	if err != nil {
 		return "", err
@@ -82,9 +32,9 @@ func goRender(r request, opt Options) (string, error) {
 
 // compare renders every request with both engines and fails on any difference: outputs must
 // be equal byte for byte, and a request must fail in both or in neither.
-func comparePython(t *testing.T, reqs []request) {
+func comparePython(t *testing.T, reqs []jinjatest.Request) {
 	t.Helper()
-	want := pythonRender(t, reqs)
+	want := jinjatest.Render(t, reqs)
 	bad := 0
 	for i, r := range reqs {
 		got, err := goRender(r, HF)
@@ -171,9 +121,9 @@ func TestSnippets(t *testing.T) {
 		{"{{ x }", `{}`},
 		{"{{ 1.5|int }}{{ true + 1 }}{{ '%d'|length }}{{ [] is sequence }}{{ {}|length }}", `{}`},
 	}
-	reqs := make([]request, len(cases))
+	reqs := make([]jinjatest.Request, len(cases))
 	for i, c := range cases {
-		reqs[i] = request{Template: c.tpl, Vars: json.RawMessage(c.vars)}
+		reqs[i] = jinjatest.Request{Template: c.tpl, Vars: json.RawMessage(c.vars)}
 	}
 	comparePython(t, reqs)
 }
@@ -246,9 +196,9 @@ func TestChatTemplates(t *testing.T) {
 			if err := json.Unmarshal(b, &cfg); err != nil {
 				t.Fatal(err)
 			}
-			reqs := make([]request, len(convs))
+			reqs := make([]jinjatest.Request, len(convs))
 			for i, c := range convs {
-				reqs[i] = request{Template: cfg.ChatTemplate, Vars: c}
+				reqs[i] = jinjatest.Request{Template: cfg.ChatTemplate, Vars: c}
 			}
 			comparePython(t, reqs)
 		})
