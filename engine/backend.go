@@ -127,8 +127,10 @@ type Backend interface {
 	// CrossEntropy: per row of logits (N,V) and target (N) I32, logp (N) = log softmax at the
 	// target, lse (N) the log-sum-exp, and, when ent is present, ent (N) the entropy. All F32.
 	CrossEntropy(logp, lse, ent, logits, targets Tensor)
-	// CrossEntropyBackward: dlogits (N,V) = dlogp[n] · (onehot(target) − softmax(logits)).
-	CrossEntropyBackward(dlogits, dlogp, logits, lse, targets Tensor)
+	// CrossEntropyBackward: dlogits (N,V) = dlogp[n] · (onehot(target) − softmax(logits)), plus,
+	// when dent (N) F32 is present, dent[n] · ∂ent[n]/∂logits = −dent[n] · p · (log p + ent[n])
+	// with ent (N) the entropy CrossEntropy saved: the gradient of an entropy term in the loss.
+	CrossEntropyBackward(dlogits, dlogp, dent, logits, lse, ent, targets Tensor)
 
 	// Sample draws ids (B) I32 from logits (B,V) with uniforms u (B) F32 in [0,1), and writes
 	// logp (B) F32: the log-probability of each drawn id under the unscaled distribution.

@@ -110,11 +110,12 @@ cudaError_t cir_attention_kv(cir_bf16 *out, const cir_bf16 *qkv, const cir_bf16 
  * F32, one pass (online max/sum). A target outside [0,V) gives logp 0 and CIR_ERR_TARGET. */
 cudaError_t cir_cross_entropy(float *logp, float *lse, float *ent, const void *logits, int dt,
                               const int32_t *targets, int N, int V, int *err, cudaStream_t s);
-/* dlogits (N,V, type ddt) = dlogp[n]·(onehot(target) − exp(logits − lse)); may alias logits
- * when ddt == dt. */
-cudaError_t cir_cross_entropy_backward(void *dlogits, int ddt, const float *dlogp, const void *logits, int dt,
-                                       const float *lse, const int32_t *targets, int N, int V,
-                                       cudaStream_t s);
+/* dlogits (N,V, type ddt) = dlogp[n]·(onehot(target) − p) − dent[n]·p·(log p + ent[n]) with
+ * p = exp(logits − lse); dent and ent may be NULL (no entropy term); may alias logits when
+ * ddt == dt. */
+cudaError_t cir_cross_entropy_backward(void *dlogits, int ddt, const float *dlogp, const float *dent,
+                                       const void *logits, int dt, const float *lse, const float *ent,
+                                       const int32_t *targets, int N, int V, cudaStream_t s);
 /* ids (B) and logp (B, under the unscaled softmax) from logits (B,V) and uniforms u (B).
  * temperature <= 0: argmax, ties to the lowest id. Otherwise softmax(logits/T) cut to the top k
  * (k <= 0: no cut) and then to the smallest most-probable set of mass >= top_p (ties broken by

@@ -65,22 +65,28 @@ extern "C" cudaError_t cir_cross_entropy(float *logp, float *lse, float *ent, co
 
 // cross_entropy_backward: grid (N), block 256. Each element is read then written by one thread,
 // so dlogits may be the logits buffer itself (same type). The logits are F32 in the model
-// (precision of the softmax), dlogits BF16 (the operand of the LM head's backward GEMM).
-__global__ void cross_entropy_backward_kernel(void *dlogits, int ddt, const float *dlogp, const void *logits, int dt,
-                                              const float *lse, const int32_t *targets, int V) {
+// (precision of the softmax), dlogits BF16 (the operand of the LM head's backward GEMM). With
+// dent, the entropy term −dent·p·(log p + ent) is added (ent saved by cross_entropy).
+__global__ void cross_entropy_backward_kernel(void *dlogits, int ddt, const float *dlogp, const float *dent,
+                                              const void *logits, int dt, const float *lse,
+                                              const float *ent, const int32_t *targets, int V) {
   const size_t row = (size_t)blockIdx.x * V;
   const float g = dlogp[blockIdx.x], l = lse[blockIdx.x];
+  const float e = dent ? dent[blockIdx.x] : 0.f, h = dent ? ent[blockIdx.x] : 0.f;
   const int tg = targets[blockIdx.x];
   for (int j = threadIdx.x; j < V; j += blockDim.x) {
-    float p = __expf(ldf(logits, dt, row + j) - l);
-    stf(dlogits, ddt, row + j, g * ((j == tg ? 1.f : 0.f) - p));
+    float lp = ldf(logits, dt, row + j) - l;
+    float p = __expf(lp);
+    stf(dlogits, ddt, row + j, g * ((j == tg ? 1.f : 0.f) - p) - e * p * (lp + h));
   }
 }
-extern "C" cudaError_t cir_cross_entropy_backward(void *dlogits, int ddt, const float *dlogp, const void *logits, int dt,
-                                                  const float *lse, const int32_t *targets, int N, int V,
+extern "C" cudaError_t cir_cross_entropy_backward(void *dlogits, int ddt, const float *dlogp, const float *dent,
+                                                  const void *logits, int dt, const float *lse,
+                                                  const float *ent, const int32_t *targets, int N, int V,
                                                   cudaStream_t s) {
   if (N == 0) return cudaSuccess;
-  CIR_LAUNCH(cross_entropy_backward_kernel, N, 256, 0, s, dlogits, ddt, dlogp, logits, dt, lse, targets, V);
+  CIR_LAUNCH(cross_entropy_backward_kernel, N, 256, 0, s, dlogits, ddt, dlogp, dent, logits, dt, lse, ent,
+             targets, V);
   CIR_LAUNCHED();
 }
 

@@ -26,7 +26,7 @@ func TestTrainStepAllocs(t *testing.T) {
 		if _, _, err := m.Forward(seqs); err != nil {
 			t.Fatal(err)
 		}
-		if err := m.Backward(d); err != nil {
+		if err := m.Backward(d, nil); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := m.Update(opt, OptimStep{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, ClipNorm: 1}); err != nil {

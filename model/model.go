@@ -123,10 +123,12 @@ type acts struct {
 	o, dres, dln         engine.Tensor
 	dqkv, datt, dgu, dh  engine.Tensor
 	dlogits, dlogp, dlnf engine.Tensor
+	dent                 engine.Tensor
 	hostIDs, hostTgt     []int32
 	hostPos, hostStarts  []int32
 	hostLogp, hostEnt    []float32
-	hostDlogp            []float32
+	hostDlogp, hostDent  []float32
+	temp                 float32 // the logits of the last Forward were divided by it
 	outLogp, outEnt      [][]float32
 	seqs                 engine.Seqs
 	lens                 []int
@@ -177,6 +179,7 @@ func (m *Model) planActs(a *engine.Arena, maxN int) *acts {
 	s.dh = a.Tensor("dswiglu", act, maxN, I)
 	s.dlogits = a.Tensor("dlogits", act, chunk, V)
 	s.dlogp = a.Tensor("dlogp", f32, maxN)
+	s.dent = a.Tensor("dent", f32, maxN)
 	s.dlnf = a.Tensor("dlnf", act, maxN, C)
 	s.hostIDs = make([]int32, maxN)
 	s.hostTgt = make([]int32, maxN)
@@ -185,6 +188,7 @@ func (m *Model) planActs(a *engine.Arena, maxN int) *acts {
 	s.hostLogp = make([]float32, maxN)
 	s.hostEnt = make([]float32, maxN)
 	s.hostDlogp = make([]float32, maxN)
+	s.hostDent = make([]float32, maxN)
 	return s
 }
 
@@ -236,6 +240,17 @@ func (m *Model) ZeroGrad() {
 // next Forward. The activations stay for Backward. Errors: an id outside the vocabulary, an
 // empty sequence, a device failure.
 func (m *Model) Forward(seqs [][]int32) (logp, ent [][]float32, err error) {
+	return m.ForwardTemperature(seqs, 1)
+}
+
+// ForwardTemperature is Forward with the logits divided by temperature before the softmax,
+// as verl's actor does with the rollout temperature: logp and the entropy are those of the
+// distribution the rollout sampled from, and Backward differentiates through the division.
+// Errors: as Forward, and a temperature that is not positive.
+func (m *Model) ForwardTemperature(seqs [][]int32, temperature float32) (logp, ent [][]float32, err error) {
+	if !(temperature > 0) || math.IsInf(float64(temperature), 0) {
+		return nil, nil, fmt.Errorf("temperature %v, want > 0", temperature)
+	}
 	N := 0
 	for b, s := range seqs {
 		if len(s) == 0 {
@@ -255,6 +270,7 @@ func (m *Model) Forward(seqs [][]int32) (logp, ent [][]float32, err error) {
 		return nil, nil, err
 	}
 	s := m.acts
+	s.temp = temperature
 	s.hostStarts = append(s.hostStarts[:0], 0)
 	s.lens = s.lens[:0]
 	maxLen := 0
@@ -330,40 +346,71 @@ func (m *Model) forwardHead(N int) {
 		j := min(N, i+s.chunk)
 		logits := s.logits.Rows(0, j-i)
 		b.Matmul(logits, s.lnf.Rows(i, j), m.Params.LMHead, engine.Tensor{})
+		if s.temp != 1 {
+			b.Scale(logits, 1/s.temp)
+		}
 		b.CrossEntropy(s.logp.Rows(i, j), s.lseCE.Rows(i, j), s.ent.Rows(i, j), logits, s.tgt.Rows(i, j))
 	}
 }
 
-// Backward back-propagates dlogp (the gradient of the loss with respect to each value Forward
-// returned, same shapes) through the last Forward and adds the parameter gradients into
-// m.Grads. It returns an error on mismatched shapes or a device failure.
-func (m *Model) Backward(dlogp [][]float32) error {
+// Backward back-propagates dlogp and dent (the gradients of the loss with respect to each
+// log-prob and entropy the last Forward returned, same shapes; dent may be nil when the loss
+// has no entropy term) through that Forward and adds the parameter gradients into m.Grads. It
+// returns an error on mismatched shapes or a device failure.
+func (m *Model) Backward(dlogp, dent [][]float32) error {
 	s := m.acts
 	if s == nil || len(s.lens) == 0 {
 		return fmt.Errorf("backward without a forward")
 	}
-	if len(s.lens) != len(dlogp) {
-		return fmt.Errorf("backward: %d gradient rows for a forward of %d sequences", len(dlogp), len(s.lens))
+	if len(s.lens) != len(dlogp) || (dent != nil && len(dent) != len(dlogp)) {
+		return fmt.Errorf("backward: %d log-prob and %d entropy gradient rows for a forward of %d sequences", len(dlogp), len(dent), len(s.lens))
 	}
 	N := int(s.hostStarts[len(s.hostStarts)-1])
-	for i, d := range dlogp {
-		lo := int(s.hostStarts[i])
-		if len(d) != s.lens[i]-1 {
-			return fmt.Errorf("backward: sequence %d has %d gradients, want %d", i, len(d), s.lens[i]-1)
+	fill := func(dst []float32, src [][]float32, what string) error {
+		for i, d := range src {
+			lo := int(s.hostStarts[i])
+			if len(d) != s.lens[i]-1 {
+				return fmt.Errorf("backward: sequence %d has %d %s gradients, want %d", i, len(d), what, s.lens[i]-1)
+			}
+			copy(dst[lo:], d)
+			dst[lo+len(d)] = 0 // the last token predicts nothing
 		}
-		copy(s.hostDlogp[lo:], d)
-		s.hostDlogp[lo+len(d)] = 0 // the last token predicts nothing
+		return nil
+	}
+	if err := fill(s.hostDlogp, dlogp, "log-prob"); err != nil {
+		return err
 	}
 	b, p, g, c := m.B, m.Params, m.Grads, m.Cfg
 	r := func(t engine.Tensor) engine.Tensor { return t.Rows(0, N) }
 	b.Upload(r(s.dlogp), engine.HostF32(s.hostDlogp[:N], N))
+	var dentT engine.Tensor
+	if dent != nil {
+		if err := fill(s.hostDent, dent, "entropy"); err != nil {
+			return err
+		}
+		dentT = s.dent
+		b.Upload(r(s.dent), engine.HostF32(s.hostDent[:N], N))
+	}
+	rows := func(t engine.Tensor, i, j int) engine.Tensor {
+		if t.Nil() {
+			return t
+		}
+		return t.Rows(i, j)
+	}
 
-	// LM head, chunk by chunk: recompute the logits, then dlogits and the matmul backward.
+	// LM head, chunk by chunk: recompute the logits (divided by the temperature), then
+	// dlogits and the matmul backward (dlogits divided by the temperature too).
 	for i := 0; i < N; i += s.chunk {
 		j := min(N, i+s.chunk)
 		logits, dlogits := s.logits.Rows(0, j-i), s.dlogits.Rows(0, j-i)
 		b.Matmul(logits, s.lnf.Rows(i, j), p.LMHead, engine.Tensor{})
-		b.CrossEntropyBackward(dlogits, s.dlogp.Rows(i, j), logits, s.lseCE.Rows(i, j), s.tgt.Rows(i, j))
+		if s.temp != 1 {
+			b.Scale(logits, 1/s.temp)
+		}
+		b.CrossEntropyBackward(dlogits, s.dlogp.Rows(i, j), rows(dentT, i, j), logits, s.lseCE.Rows(i, j), s.ent.Rows(i, j), s.tgt.Rows(i, j))
+		if s.temp != 1 {
+			b.Scale(dlogits, 1/s.temp)
+		}
 		b.MatmulBackward(s.dlnf.Rows(i, j), g.LMHead, engine.Tensor{}, dlogits, s.lnf.Rows(i, j), p.LMHead)
 	}
 	b.Zero(r(s.dres))

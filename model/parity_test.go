@@ -86,7 +86,7 @@ func TestParityPyTorch(t *testing.T) {
 					d[i][j] = -1 / float32(total)
 				}
 			}
-			if err := m.Backward(d); err != nil {
+			if err := m.Backward(d, nil); err != nil {
 				t.Fatal(err)
 			}
 

@@ -181,6 +181,7 @@ func TestStreamGeneric(t *testing.T) {
 	}
 }
 
+// TestChatTemplate renders conversations through the built-in (Qwen2.5-Instruct) template.
 func TestChatTemplate(t *testing.T) {
 	const sys = "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
 	cases := []struct {
@@ -199,12 +200,16 @@ func TestChatTemplate(t *testing.T) {
 				"<|im_start|>assistant\ndone<|im_end|>\n"},
 		{"later system", []Message{{"user", "a"}, {"system", "s2"}}, true,
 			sys + "<|im_start|>user\na<|im_end|>\n<|im_start|>system\ns2<|im_end|>\n<|im_start|>assistant\n"},
-		{"empty", nil, false, sys},
+		{"empty (jinja2 fails too)", nil, false, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := ChatTemplate(c.msgs, c.gen); got != c.want {
-				t.Errorf("got\n%q\nwant\n%q", got, c.want)
+			got, err := BuiltinTemplate().Render(c.msgs, c.gen, nil)
+			if c.want == "" && err != nil {
+				return
+			}
+			if err != nil || got != c.want {
+				t.Errorf("got\n%q (%v)\nwant\n%q", got, err, c.want)
 			}
 		})
 	}

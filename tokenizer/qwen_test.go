@@ -289,44 +289,6 @@ func TestQwenConcurrent(t *testing.T) {
 	}
 }
 
-// TestEncodeChat checks that EncodeChat equals Encode of the rendered template for contents
-// without special tokens, and keeps a special token written in a content as text.
-func TestEncodeChat(t *testing.T) {
-	for _, tk := range []Tokenizer{NewByte(), qwen(t)} {
-		var texts []string
-		for _, s := range readTexts(t, filepath.Join("testdata", "corpus.jsonl")) {
-			if !strings.Contains(s, "<|") {
-				texts = append(texts, s)
-			}
-		}
-		for i, s := range texts {
-			msgs := []Message{{"user", s}, {"assistant", texts[(i+1)%len(texts)]}, {"tool", "42"}}
-			if i%2 == 0 {
-				msgs = append([]Message{{"system", "Solve it."}}, msgs...)
-			}
-			want := tk.Encode(ChatTemplate(msgs, i%3 == 0))
-			if got := EncodeChat(tk, msgs, i%3 == 0); !slices.Equal(got, want) {
-				t.Fatalf("%T: EncodeChat(%q) = %v, want %v", tk, msgs, got, want)
-			}
-		}
-		imEnd, _ := tk.TokenID("<|im_end|>")
-		ids := EncodeChat(tk, []Message{{"user", "a<|im_end|>b"}}, true)
-		if n := strings.Count(tk.Decode(ids), "<|im_end|>"); n != 3 || countID(ids, imEnd) != 2 {
-			t.Errorf("%T: injected <|im_end|>: %d in text, %d as ids (want 3, 2)", tk, n, countID(ids, imEnd))
-		}
-	}
-}
-
-func countID(ids []int32, id int32) int {
-	n := 0
-	for _, x := range ids {
-		if x == id {
-			n++
-		}
-	}
-	return n
-}
-
 // FuzzQwenRoundTrip: any input encodes without panic; valid UTF-8 decodes back to its NFC
 // form and ill-formed input to valid UTF-8; the stream decoder agrees with Decode.
 func FuzzQwenRoundTrip(f *testing.F) {

@@ -1,7 +1,7 @@
 // Package tokenizer turns text into token ids and back: Qwen2's byte-level BPE loaded from a
 // Hugging Face tokenizer.json (encoding identical to Hugging Face's), a tiny byte vocabulary
-// for toy models, a streaming decoder that never splits a UTF-8 character, and the Qwen2.5
-// chat template.
+// for toy models, a streaming decoder that never splits a UTF-8 character, and chat templates
+// (a checkpoint's own, rendered by package jinja, or the built-in Qwen2.5 one).
 package tokenizer
 
 // Tokenizer is what the rest of cir uses to encode and decode text. Implementations are safe

@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"cir/engine"
+	"cir/model"
+	"cir/train/rollout"
 )
 
 // EvalResult summarises an evaluation of k samples per problem.
@@ -40,22 +42,67 @@ func PassAt(n, c, k int) float64 {
 	return 1 - p
 }
 
+// Evaluator samples and grades answers to tasks: a decoder, the interpreter and the shared
+// sampling settings, without an optimizer (cir eval uses it; Trainer.Evaluate is one).
+type Evaluator struct {
+	Dec      *model.Decoder
+	Tok      rollout.Tokenizer
+	Exec     rollout.Executor // may be nil when no budget allows a call
+	Scorer   Scorer
+	EOS      []int32
+	Settings rollout.Settings
+	// onAppend, when set, is the rollout engine's OnAppend (the trainer's test hook).
+	onAppend func(traj int, ids []int32, role rollout.Role)
+}
+
+// sample runs the rollout of n samples of each task with a budget of maxCalls executions, the
+// sampling rule sp and seed.
+func (e *Evaluator) sample(ctx context.Context, tasks []Task, n, maxCalls int, sp engine.SampleParams, seed uint64) ([]rollout.Trajectory, rollout.Stats, error) {
+	prompts := make([][]int32, len(tasks))
+	for i, task := range tasks {
+		prompts[i] = task.Prompt
+	}
+	c := e.Settings.Config(n, maxCalls, e.EOS, seed)
+	c.Sample = sp
+	eng := rollout.Engine{Policy: Policy(e.Dec), Tok: e.Tok, Exec: e.Exec, Config: c, OnAppend: e.onAppend}
+	return eng.Run(ctx, prompts)
+}
+
 // Evaluate samples k responses per task with at most maxCalls executions each (greedy when
-// temperature is 0) and grades them.
+// sp's temperature is 0) and grades them.
 func (t *Trainer) Evaluate(ctx context.Context, tasks []Task, k, maxCalls int, sp engine.SampleParams, seed uint64) (EvalResult, error) {
+	t.at("eval", t.Step)
+	return t.evaluator().Evaluate(ctx, tasks, k, maxCalls, sp, seed)
+}
+
+func (t *Trainer) evaluator() *Evaluator {
+	e := &Evaluator{Dec: t.Dec, Tok: t.Tok, Exec: t.Exec, Scorer: t.Scorer, EOS: t.EOS, Settings: t.Cfg.Rollout.Settings}
+	if t.hook != nil {
+		n := 0
+		e.onAppend = func(int, []int32, rollout.Role) { n++; t.at("token", n) }
+	}
+	return e
+}
+
+// Evaluate samples k responses per task with at most maxCalls executions each (greedy when
+// sp's temperature is 0) and grades them. Interrupted, it returns ErrInterrupted.
+func (e *Evaluator) Evaluate(ctx context.Context, tasks []Task, k, maxCalls int, sp engine.SampleParams, seed uint64) (EvalResult, error) {
 	r := EvalResult{Problems: len(tasks), K: k, MaxCalls: maxCalls, ByKind: map[string]float64{}}
 	if len(tasks) == 0 {
 		return r, nil
 	}
-	trajs, st, err := t.rollout(ctx, tasks, k, maxCalls, sp, seed)
+	trajs, st, err := e.sample(ctx, tasks, k, maxCalls, sp, seed)
 	if err != nil {
+		if ctx.Err() != nil {
+			return r, interrupted(ctx.Err())
+		}
 		return r, err
 	}
 	correct := make([]int, len(tasks))
 	kindN := map[string]int{}
 	for _, tr := range trajs {
 		task := tasks[tr.Prompt]
-		ok := t.Scorer.Score(tr.Text, task.Answer).Correct
+		ok := e.Scorer.Score(tr.Text, task.Answer).Correct
 		if ok {
 			correct[tr.Prompt]++
 			r.ByKind[task.Kind]++

@@ -13,72 +13,137 @@ import (
 	"cir/train/rollout"
 )
 
-// sampleParams is the rollout's sampling rule from the config.
-func (t *Trainer) sampleParams() engine.SampleParams {
-	r := t.Cfg.Rollout
-	return engine.SampleParams{Temperature: float32(r.Temperature), TopP: float32(r.TopP), TopK: r.TopK}
-}
-
 // Budget is the tool budget at step.
 func (t *Trainer) Budget(step int) int { return t.budget.At(step) }
 
 // MaxCalls is the tool budget of the current step.
 func (t *Trainer) MaxCalls() int { return t.budget.At(t.Step) }
 
-// rollout samples n trajectories for each task with the given budget and seed.
+// temperature is the rollout temperature, which the training forward divides the logits by
+// (as verl does), so that old and new log-probs are those of the distribution sampled from.
+func (t *Trainer) temperature() float32 { return float32(t.Cfg.Rollout.Temperature) }
+
+// rollout samples n trajectories for each task with the given budget, sampling rule and seed.
 func (t *Trainer) rollout(ctx context.Context, tasks []Task, n, maxCalls int, sp engine.SampleParams, seed uint64) ([]rollout.Trajectory, rollout.Stats, error) {
-	prompts := make([][]int32, len(tasks))
-	for i, task := range tasks {
-		prompts[i] = task.Prompt
+	return t.evaluator().sample(ctx, tasks, n, maxCalls, sp, seed)
+}
+
+// batch is a step's scored rollout with everything its update needs, and how far the update
+// got: a checkpoint taken during the update carries it, so that the resumed run finishes
+// exactly the same update.
+type batch struct {
+	Tokens    [][]int32
+	PromptLen []int
+	Mask      [][]bool    // loss mask of each response
+	Adv       [][]float32 // advantages of each response token
+	Old, Ref  [][]float32 // old and reference log-probs; nil until computed
+	LR        float64
+	Done      int // mini-batch updates done, epochs × mini-batches in order
+	Stats     rl.Stats
+	KLRef     float64
+	GradNorm  float64 // the largest finite gradient norm of the updates
+	Skipped   int     // updates skipped for a gradient norm that was not finite
+	Record    metrics.Step
+}
+
+func (b *batch) seqs() []seq {
+	s := make([]seq, len(b.Tokens))
+	for i := range s {
+		s[i] = seq{ids: b.Tokens[i], P: b.PromptLen[i]}
 	}
-	eng := rollout.Engine{Policy: Policy(t.Dec), Tok: t.Tok, Exec: t.Exec, Config: rollout.Config{
-		Sample: sp, N: n, EOS: t.EOS, MaxNew: t.Cfg.Rollout.MaxResponse, MaxCalls: maxCalls,
-		Stateful: t.Cfg.Rollout.Stateful, Seed: seed,
-	}}
-	return eng.Run(ctx, prompts)
+	return s
 }
 
 // RLStep runs one RL step: rollouts on the current weights, rewards, advantages, old
-// log-probs recomputed by the training forward, then one PPO update per mini-batch. It returns
-// the step's metrics.
+// log-probs recomputed by the training forward, then rl.ppo_epochs passes of one PPO update
+// per mini-batch. It returns the step's metrics. When ctx is done it returns ErrInterrupted:
+// during the rollout the step is dropped (the task order rewound); after it the scored
+// rollout and the updates done so far are kept, and the next RLStep (or a checkpoint's
+// Resume) finishes the step from there.
 func (t *Trainer) RLStep(ctx context.Context) (metrics.Step, error) {
+	start := time.Now()
+	if t.pending == nil {
+		b, err := t.collect(ctx)
+		if err != nil {
+			return metrics.Step{}, err
+		}
+		if len(b.Tokens) == 0 { // dynamic sampling kept no group
+			t.Step++
+			b.Record.StepSec = time.Since(start).Seconds()
+			return b.Record, nil
+		}
+		t.pending = b
+	}
+	b := t.pending
+	u0 := time.Now()
+	if err := t.update(ctx, b); err != nil {
+		return metrics.Step{}, err
+	}
+	m := b.Record
+	updates := float64(t.Cfg.RL.PPOEpochs * t.Cfg.Optim.MiniBatches)
+	m.PolicyLoss = b.Stats.Loss / updates
+	m.KLRef = b.KLRef / updates
+	m.ClipFracLow = b.Stats.ClipFracLow()
+	m.ClipFracHigh = b.Stats.ClipFracHigh()
+	m.DualClipFrac = b.Stats.DualClipFrac()
+	m.ApproxKL = b.Stats.ApproxKL()
+	m.GradNorm = b.GradNorm
+	m.SkippedUpdates = b.Skipped
+	m.UpdateSec = time.Since(u0).Seconds()
+	m.StepSec = m.RolloutSec + m.RewardSec + time.Since(u0).Seconds()
+	tokens := 0
+	for _, s := range b.Tokens {
+		tokens += len(s)
+	}
+	m.TokensPerSec = float64(tokens) / m.StepSec
+	t.pending = nil
+	t.Step++
+	return m, nil
+}
+
+// collect samples and scores the step's rollout (with dynamic sampling's refills) and
+// computes the advantages; the batch has no sequences when no group was kept. Interrupted,
+// it rewinds the task order to where the step began.
+func (t *Trainer) collect(ctx context.Context) (*batch, error) {
 	cfg := t.Cfg
 	start := time.Now()
 	maxCalls := t.MaxCalls()
-	lr := t.lr.At(t.Step)
+	cursor := t.sampler().Cursor()
 	var (
-		tasks  []Task
 		trajs  []rollout.Trajectory
 		scores []float64
 		hits   []bool
-		st     rollout.Stats
+		tTool  time.Duration
 		tRew   time.Duration
 	)
-	kept, dropped := 0, 0
+	kept := 0
 	// Dynamic sampling: groups whose rewards are all equal carry no signal; drop them and
 	// refill with fresh prompts, at most MaxResample extra rounds.
 	for round := 0; round == 0 || (cfg.RL.DynamicSampling && kept < cfg.Rollout.PromptsPerStep && round <= cfg.RL.MaxResample); round++ {
 		want := cfg.Rollout.PromptsPerStep - kept
-		batch := make([]Task, want)
+		tasks := make([]Task, want)
 		for i, j := range t.sampler().Next(want) {
-			batch[i] = t.Train[j]
+			tasks[i] = t.Train[j]
 		}
 		seed := cfg.Run.Seed*1_000_003 + uint64(t.Step)*101 + uint64(round)
-		tr, s, err := t.rollout(ctx, batch, cfg.Rollout.N, maxCalls, t.sampleParams(), seed)
+		t.at("rollout", t.Step)
+		tr, s, err := t.rollout(ctx, tasks, cfg.Rollout.N, maxCalls, cfg.Rollout.Sample(), seed)
 		if err != nil {
-			return metrics.Step{}, err
+			if serr := t.sampler().Seek(cursor); serr != nil {
+				return nil, serr
+			}
+			if ctx.Err() != nil {
+				return nil, interrupted(ctx.Err())
+			}
+			return nil, err
 		}
-		st.Wall += s.Wall
-		st.Idle += s.Idle
-		st.ToolTime += s.ToolTime
-		st.Sampled += s.Sampled
-		st.Calls += s.Calls
+		tTool += s.ToolTime
 		r0 := time.Now()
 		sc := make([]float64, len(tr))
 		hit := make([]bool, len(tr))
 		groups := make([]int, len(tr))
 		for i := range tr {
-			task := batch[tr[i].Prompt]
+			task := tasks[tr[i].Prompt]
 			hit[i] = t.Scorer.Score(tr[i].Text, task.Answer).Correct
 			sc[i] = cfg.Reward.Wrong
 			if hit[i] {
@@ -90,111 +155,67 @@ func (t *Trainer) RLStep(ctx context.Context) (metrics.Step, error) {
 			groups[i] = tr[i].Prompt
 		}
 		tRew += time.Since(r0)
-		keep := make([]bool, len(batch))
+		keep := make([]bool, len(tasks))
 		for i := range keep {
 			keep[i] = true
 		}
 		if cfg.RL.DynamicSampling {
 			k, err := rl.KeepGroups(sc, groups)
 			if err != nil {
-				return metrics.Step{}, err
+				return nil, err
 			}
 			keep = k
 		}
-		for g, task := range batch {
+		for g := range tasks {
 			if !keep[g] {
-				dropped++
 				continue
 			}
-			kept++
-			tasks = append(tasks, task)
 			for i := range tr {
 				if tr[i].Prompt == g {
-					tr[i].Prompt = len(tasks) - 1
+					tr[i].Prompt = kept
 					trajs = append(trajs, tr[i])
 					scores = append(scores, sc[i])
 					hits = append(hits, hit[i])
 				}
 			}
+			kept++
 		}
 		if !cfg.RL.DynamicSampling {
 			break
 		}
 	}
-	tRollout := time.Since(start) - tRew
-
-	m := metrics.Step{Step: t.Step + 1, LR: lr, MaxCalls: maxCalls, Groups: kept,
-		RolloutSec: tRollout.Seconds(), SandboxSec: st.ToolTime.Seconds(), RewardSec: tRew.Seconds()}
+	m := metrics.Step{Step: t.Step + 1, LR: t.lr.At(t.Step), MaxCalls: maxCalls, Groups: kept,
+		RolloutSec: (time.Since(start) - tRew).Seconds(), SandboxSec: tTool.Seconds(), RewardSec: tRew.Seconds()}
 	t.rolloutMetrics(&m, trajs, scores, hits)
-	if len(trajs) == 0 {
-		t.Step++
-		m.StepSec = time.Since(start).Seconds()
-		return m, nil
-	}
-
-	u0 := time.Now()
 	n := len(trajs)
+	b := &batch{Tokens: make([][]int32, n), PromptLen: make([]int, n), Mask: make([][]bool, n), LR: m.LR, Record: m}
+	if n == 0 {
+		return b, nil
+	}
 	groups := make([]int, n)
-	mask := make([][]bool, n)
-	seqs := make([]seq, n)
+	whiten := make([][]bool, n)
 	truncated := make([]bool, n)
 	for i, tr := range trajs {
 		groups[i] = tr.Prompt
-		mask[i] = rl.MaskFromRoles(tr.Roles[tr.PromptLen:], cfg.RL.MaskToolTokens)
-		seqs[i] = seq{ids: tr.Tokens, P: tr.PromptLen}
+		b.Tokens[i], b.PromptLen[i] = tr.Tokens, tr.PromptLen
+		b.Mask[i] = rl.MaskFromRoles(tr.Roles[tr.PromptLen:], cfg.RL.MaskToolTokens)
 		truncated[i] = tr.Finish == rollout.FinishLength
-	}
-	if cfg.RL.OverlongFilter {
-		rl.MaskTruncated(mask, truncated)
-	}
-	adv, err := rl.Advantages(t.est, scores, groups, mask)
-	if err != nil {
-		return metrics.Step{}, err
-	}
-	old := make([][]float32, n)
-	var entSum float64
-	var entN int
-	err = t.pass(t.Model, seqs, false, func(i int, logp, ent, _ []float32) {
-		old[i] = append([]float32(nil), logp...)
-		for j, ok := range mask[i] {
-			if ok {
-				entSum += float64(ent[j])
-				entN++
+		whiten[i] = b.Mask[i]
+		if t.whiten == rl.WhitenResponse {
+			whiten[i] = make([]bool, len(tr.Tokens)-tr.PromptLen)
+			for j := range whiten[i] {
+				whiten[i][j] = true
 			}
 		}
-	})
-	if err != nil {
-		return metrics.Step{}, err
 	}
-	m.Entropy = entSum / math.Max(1, float64(entN))
-
-	var ref [][]float32
-	if cfg.RL.KLCoef != 0 {
-		if ref, err = t.refLogp(seqs); err != nil {
-			return metrics.Step{}, err
-		}
+	if cfg.RL.OverlongFilter {
+		rl.MaskTruncated(b.Mask, truncated)
 	}
-	stats, gnorm, klRef, err := t.update(seqs, mask, old, adv, ref, lr)
-	if err != nil {
-		return metrics.Step{}, err
+	var err error
+	if b.Adv, err = rl.Advantages(t.est, scores, groups, b.Mask, whiten); err != nil {
+		return nil, err
 	}
-	mbs := cfg.Optim.MiniBatches
-	t.Step++
-	m.PolicyLoss = stats.Loss / float64(mbs)
-	m.KLRef = klRef / float64(mbs)
-	m.ClipFracLow = stats.ClipFracLow()
-	m.ClipFracHigh = stats.ClipFracHigh()
-	m.DualClipFrac = stats.DualClipFrac()
-	m.ApproxKL = stats.ApproxKL()
-	m.GradNorm = gnorm
-	m.UpdateSec = time.Since(u0).Seconds()
-	m.StepSec = time.Since(start).Seconds()
-	tokens := 0
-	for _, s := range seqs {
-		tokens += len(s.ids)
-	}
-	m.TokensPerSec = float64(tokens) / m.StepSec
-	return m, nil
+	return b, nil
 }
 
 // rolloutMetrics adds the reward, length and tool statistics of trajs to m.
@@ -240,27 +261,64 @@ func (t *Trainer) rolloutMetrics(m *metrics.Step, trajs []rollout.Trajectory, sc
 	}
 }
 
-// update applies one PPO update per mini-batch of the trajectories seqs (mask, old log-probs
-// and advantages per response token) at learning rate lr, and returns the loss statistics and
-// the largest gradient norm and, with ref (the reference's log-probs; nil without the KL
-// term), the summed weighted KL. With a Comm, this rank computes the gradients of every Size-th
-// sequence of each mini-batch (from its Rank) with the mini-batch's global loss weights, and
-// the gradients are summed over the ranks before the step: the same update as one rank on all
-// of seqs. Every rank must be given the same seqs.
-func (t *Trainer) update(seqs []seq, mask [][]bool, old, adv, ref [][]float32, lr float64) (stats rl.Stats, gnorm, klRef float64, err error) {
-	n, mbs := len(seqs), t.Cfg.Optim.MiniBatches
+// update finishes the step's update from where b says it stands: the old log-probs (and the
+// reference's, with the KL term) by the training forward at the rollout temperature, then
+// the PPO updates left of rl.ppo_epochs passes over Optim.MiniBatches mini-batches. An update
+// whose gradient norm is not finite is skipped and counted. With a Comm, this rank computes
+// the gradients of every Size-th sequence of each mini-batch (from its Rank) with the
+// mini-batch's global loss weights, and the gradients are summed over the ranks before the
+// step: the same update as one rank on the whole batch; every rank must hold the same b.
+// Interrupted (ErrInterrupted), b keeps what was done.
+func (t *Trainer) update(ctx context.Context, b *batch) error {
+	cfg := t.Cfg
+	seqs := b.seqs()
+	temp := t.temperature()
+	if b.Old == nil {
+		t.at("old", t.Step)
+		old := make([][]float32, len(seqs))
+		var entSum float64
+		var entN int
+		err := t.pass(ctx, t.Model, seqs, temp, noGrad, func(i int, logp, ent, _, _ []float32) {
+			old[i] = append([]float32(nil), logp...)
+			for j, ok := range b.Mask[i] {
+				if ok {
+					entSum += float64(ent[j])
+					entN++
+				}
+			}
+		})
+		if err != nil {
+			return err
+		}
+		b.Old = old
+		b.Record.Entropy = entSum / math.Max(1, float64(entN))
+	}
+	if cfg.RL.KLCoef != 0 && b.Ref == nil {
+		ref, err := t.refLogp(ctx, seqs)
+		if err != nil {
+			return err
+		}
+		b.Ref = ref
+	}
+	n, mbs := len(seqs), cfg.Optim.MiniBatches
 	rank, size := 0, 1
 	if t.Comm != nil {
 		rank, size = t.Comm.Rank(), t.Comm.Size()
 	}
-	for b := 0; b < mbs; b++ {
-		lo, hi := b*n/mbs, (b+1)*n/mbs
+	g := logpGrad
+	if cfg.RL.EntropyCoef != 0 {
+		g = bothGrad
+	}
+	for ; b.Done < cfg.RL.PPOEpochs*mbs; b.Done++ {
+		t.at("update", b.Done)
+		mb := b.Done % mbs
+		lo, hi := mb*n/mbs, (mb+1)*n/mbs
 		if lo == hi {
 			continue
 		}
-		w, err := rl.Weights(t.agg, mask[lo:hi], t.Cfg.Rollout.MaxResponse)
+		w, err := rl.Weights(t.agg, b.Mask[lo:hi], cfg.Rollout.MaxResponse)
 		if err != nil {
-			return stats, 0, 0, err
+			return err
 		}
 		var mine []int // indices into seqs[lo:hi] this rank computes
 		for i := rank; i < hi-lo; i += size {
@@ -270,16 +328,24 @@ func (t *Trainer) update(seqs []seq, mask [][]bool, old, adv, ref [][]float32, l
 		for k, i := range mine {
 			local[k] = seqs[lo+i]
 		}
-		t.Model.ZeroGrad()
+		var stats rl.Stats
+		var klRef float64
 		var perr error
-		err = t.pass(t.Model, local, true, func(k int, logp, _, d []float32) {
+		t.Model.ZeroGrad()
+		err = t.pass(ctx, t.Model, local, temp, g, func(k int, logp, _, d, de []float32) {
 			i := mine[k]
-			s, err := t.ppo.PolicyLoss([][]float32{logp}, [][]float32{old[lo+i]}, [][]float32{adv[lo+i]}, [][]float32{w[i]}, [][]float32{d})
-			if err == nil && ref != nil {
+			s, err := t.ppo.PolicyLoss([][]float32{logp}, [][]float32{b.Old[lo+i]}, [][]float32{b.Adv[lo+i]}, [][]float32{w[i]}, [][]float32{d})
+			if err == nil && b.Ref != nil {
 				var kl float64
-				kl, err = rl.KLLoss(t.kl, t.Cfg.RL.KLCoef, [][]float32{logp}, [][]float32{ref[lo+i]}, [][]float32{w[i]}, [][]float32{d})
-				s.Loss += t.Cfg.RL.KLCoef * kl
+				kl, err = rl.KLLoss(t.kl, cfg.RL.KLCoef, [][]float32{logp}, [][]float32{b.Ref[lo+i]}, [][]float32{w[i]}, [][]float32{d})
+				s.Loss += cfg.RL.KLCoef * kl
 				klRef += kl
+			}
+			if de != nil {
+				// The entropy bonus: the loss gains −coef·Σ w·H.
+				for j, wj := range w[i] {
+					de[j] = float32(-cfg.RL.EntropyCoef * float64(wj))
+				}
 			}
 			if err != nil && perr == nil {
 				perr = err
@@ -293,29 +359,48 @@ func (t *Trainer) update(seqs []seq, mask [][]bool, old, adv, ref [][]float32, l
 			err = t.Comm.AllReduceSum(t.Model.Grads.All)
 		}
 		if err != nil {
-			return stats, 0, 0, err
+			return err
 		}
-		g, err := t.Model.Update(t.Opt, t.optimStep(lr))
+		norm, stepped, err := t.applyUpdate(b.LR)
 		if err != nil {
-			return stats, 0, 0, err
+			return err
 		}
-		gnorm = math.Max(gnorm, g)
+		if stepped {
+			b.GradNorm = math.Max(b.GradNorm, norm)
+		} else {
+			b.Skipped++
+		}
+		b.Stats.Add(stats)
+		b.KLRef += klRef
 	}
-	return stats, gnorm, klRef, nil
+	return nil
 }
 
-// refLogp returns the frozen reference's log-probs of the response tokens of seqs, making the
-// reference from the current policy when there is none yet.
-func (t *Trainer) refLogp(seqs []seq) ([][]float32, error) {
-	if t.Ref == nil {
-		ref, err := model.New(t.Model.Cfg, t.Model.B)
-		if err != nil {
-			return nil, fmt.Errorf("reference model: %w", err)
-		}
-		t.Model.B.Copy(ref.Params.All, t.Model.Params.All)
-		t.Ref = ref
+// refLogp returns the frozen reference's log-probs of the response tokens of seqs (at the
+// rollout temperature, as verl), making the reference from the current policy when there is
+// none yet.
+func (t *Trainer) refLogp(ctx context.Context, seqs []seq) ([][]float32, error) {
+	if err := t.makeRef(); err != nil {
+		return nil, err
 	}
 	out := make([][]float32, len(seqs))
-	err := t.pass(t.Ref, seqs, false, func(i int, logp, _, _ []float32) { out[i] = append([]float32(nil), logp...) })
+	err := t.pass(ctx, t.Ref, seqs, t.temperature(), noGrad, func(i int, logp, _, _, _ []float32) {
+		out[i] = append([]float32(nil), logp...)
+	})
 	return out, err
+}
+
+// makeRef makes the KL reference a copy of the current policy, when the run has a KL term
+// and no reference yet.
+func (t *Trainer) makeRef() error {
+	if t.Ref != nil || t.Cfg.RL.KLCoef == 0 {
+		return nil
+	}
+	ref, err := model.New(t.Model.Cfg, t.Model.B)
+	if err != nil {
+		return fmt.Errorf("reference model: %w", err)
+	}
+	t.Model.B.Copy(ref.Params.All, t.Model.Params.All)
+	t.Ref, t.refOwned = ref, true
+	return t.Model.B.Sync()
 }

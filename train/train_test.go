@@ -2,9 +2,13 @@ package train
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/big"
 	"math/bits"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"cir/engine"
@@ -13,7 +17,6 @@ import (
 	"cir/tokenizer"
 	"cir/train/config"
 	"cir/train/reward"
-	"cir/train/rl"
 )
 
 // firstByteScorer rewards a response whose first byte is ASCII (< 128): a random byte-level
@@ -32,40 +35,39 @@ func (firstByteScorer) Score(completion, _ string) reward.Result {
 var tinyModel = model.Config{VocabSize: 259, HiddenSize: 32, IntermediateSize: 64, NumLayers: 2, NumHeads: 4,
 	NumKVHeads: 2, HeadDim: 8, MaxPositions: 64, RopeTheta: 10000, RMSNormEps: 1e-6, TieWordEmbeddings: true}
 
-// tinyTrainer builds a trainer on the CPU with the first-byte task: 8 prompts, groups of 8,
-// responses of at most 4 tokens, no interpreter.
+// tinyTrainer builds a trainer with NewTrainer on the CPU with the first-byte task: 8 prompts
+// ("say a:" ...), groups of 8, responses of at most 4 tokens, no interpreter, run files under
+// a temporary directory.
 func tinyTrainer(t *testing.T, seed uint64, overrides ...string) *Trainer {
 	t.Helper()
-	cfg := config.Default()
-	if err := cfg.Apply(overrides); err != nil {
+	dir := t.TempDir()
+	modelCfg := filepath.Join(dir, "config.json")
+	if err := tinyModel.Save(modelCfg); err != nil {
 		t.Fatal(err)
 	}
-	cfg.Rollout.N, cfg.Rollout.PromptsPerStep, cfg.Rollout.MaxResponse = 8, 8, 4
-	cfg.Rollout.MaxCalls = "0"
-	cfg.Optim.LR, cfg.Optim.WeightDecay, cfg.Optim.MiniBatches = 3e-3, 0, 2
-	cfg.Run.Seed, cfg.Run.Steps = seed, 100
-	tr, err := NewTrainer(cfg)
-	if err != nil {
+	var lines []string
+	for _, p := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
+		lines = append(lines, fmt.Sprintf(`{"problem": "say %s:", "answer": %q}`, p, p))
+	}
+	data := filepath.Join(dir, "train.jsonl")
+	if err := os.WriteFile(data, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	base := []string{"model.init=" + modelCfg, "model.tokenizer=byte", "data.train=" + data, "data.eval=" + data, "data.template=toy",
+		"rollout.n=8", "rollout.prompts_per_step=8", "rollout.max_response=4", "rollout.max_prompt=12",
+		"rollout.max_calls=0", "optim.lr=3e-3", "optim.weight_decay=0", "optim.mini_batches=2",
+		"optim.micro_tokens=256", fmt.Sprintf("run.seed=%d", seed), "run.steps=100", "run.out_dir=" + filepath.Join(dir, "run")}
+	if err := cfg.Apply(append(base, overrides...)); err != nil {
 		t.Fatal(err)
 	}
 	b := cpu.New(1)
 	t.Cleanup(func() { b.Close() })
-	if tr.Model, err = model.New(tinyModel, b); err != nil {
+	tr, err := NewTrainer(context.Background(), cfg, Options{Backend: b, Scorer: firstByteScorer{}})
+	if err != nil {
 		t.Fatal(err)
 	}
-	tr.Model.Init(seed, 0.02)
-	if tr.Dec, err = tr.Model.NewDecoder(64, 16); err != nil {
-		t.Fatal(err)
-	}
-	if tr.Opt, err = tr.Model.NewAdamW(); err != nil {
-		t.Fatal(err)
-	}
-	tok := tokenizer.NewByte()
-	tr.Tok, tr.EOS, tr.Scorer = tok, tok.EOS(), firstByteScorer{}
-	for _, p := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
-		tr.Train = append(tr.Train, Task{Prompt: tok.EncodePlain("say " + p + ":"), Answer: p})
-	}
-	t.Cleanup(func() { tr.Dec.Close(); tr.Opt.Close(); tr.Model.Close() })
+	t.Cleanup(func() { tr.Close() })
 	return tr
 }
 
@@ -102,47 +104,57 @@ func TestRLRewardRises(t *testing.T) {
 }
 
 // TestResumeBitIdentical: k steps, a checkpoint, a fresh trainer resumed from it and k more
-// steps give exactly the parameters of 2k uninterrupted steps.
+// steps give exactly the parameters of 2k uninterrupted steps; with the KL term too (the
+// reference, a copy of the initial policy, travels in the checkpoint).
 func TestResumeBitIdentical(t *testing.T) {
 	const k = 3
 	ctx := context.Background()
-	a := tinyTrainer(t, 5)
-	for i := 0; i < 2*k; i++ {
-		if _, err := a.RLStep(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want := params(t, a)
+	for _, overrides := range [][]string{nil, {"rl.kl_coef=0.5"}} {
+		t.Run(strings.Join(append([]string{"plain"}, overrides...), ","), func(t *testing.T) {
+			a := tinyTrainer(t, 5, overrides...)
+			for i := 0; i < 2*k; i++ {
+				if _, err := a.RLStep(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := params(t, a)
 
-	root := t.TempDir()
-	b := tinyTrainer(t, 5)
-	for i := 0; i < k; i++ {
-		if _, err := b.RLStep(ctx); err != nil {
-			t.Fatal(err)
-		}
+			root := t.TempDir()
+			b := tinyTrainer(t, 5, overrides...)
+			for i := 0; i < k; i++ {
+				if _, err := b.RLStep(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := 0.0 // zero, which gob would drop from a pointer field
+			b.BeforeRL = &before
+			if _, err := b.Save(root, 2); err != nil {
+				t.Fatal(err)
+			}
+			c := tinyTrainer(t, 5, overrides...)
+			dir, err := c.Resume(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tokenizer.Load(dir); err != nil {
+				t.Errorf("checkpoint without its tokenizer: %v", err)
+			}
+			if c.Step != k || c.BeforeRL == nil || *c.BeforeRL != before {
+				t.Fatalf("resumed at step %d with accuracy before RL %v, want %d and %v", c.Step, c.BeforeRL, k, before)
+			}
+			for i := 0; i < k; i++ {
+				if _, err := c.RLStep(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sameParams(t, want, params(t, c))
+		})
 	}
-	before := 0.0 // zero, which gob would drop from a pointer field
-	b.BeforeRL = &before
-	if _, err := b.Save(root, 2); err != nil {
-		t.Fatal(err)
-	}
-	c := tinyTrainer(t, 5)
-	dir, err := c.Resume(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tokenizer.Load(dir); err != nil {
-		t.Errorf("checkpoint without its tokenizer: %v", err)
-	}
-	if c.Step != k || c.BeforeRL == nil || *c.BeforeRL != before {
-		t.Fatalf("resumed at step %d with accuracy before RL %v, want %d and %v", c.Step, c.BeforeRL, k, before)
-	}
-	for i := 0; i < k; i++ {
-		if _, err := c.RLStep(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := params(t, c)
+}
+
+// sameParams fails unless two parameter vectors are bit-identical.
+func sameParams(t *testing.T, want, got []float32) {
+	t.Helper()
 	diff := 0
 	for i := range want {
 		if math.Float32bits(want[i]) != math.Float32bits(got[i]) {
@@ -240,71 +252,39 @@ func TestEvaluate(t *testing.T) {
 
 // TestDataParallelMatchesOneRank: two in-process ranks, each computing half of every
 // mini-batch and all-reducing the gradients, make the same update as one rank on the whole
-// batch (1e-6), and the two ranks stay bit-identical.
+// batch (1e-6), and the two ranks stay bit-identical. Two PPO epochs exercise the optimizer
+// moments too.
 func TestDataParallelMatchesOneRank(t *testing.T) {
 	ctx := context.Background()
-	one := tinyTrainer(t, 7)
-	trajs, _, err := one.rollout(ctx, one.Train, one.Cfg.Rollout.N, 0, one.sampleParams(), 11)
+	const lr = "optim.lr=1e-4" // AdamW divides by sqrt(v): rounding differences of gradients summed in another order show in proportion to the rate
+	one := tinyTrainer(t, 7, lr, "rl.ppo_epochs=2")
+	b, err := one.collect(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := len(trajs)
-	seqs, mask := make([]seq, n), make([][]bool, n)
-	scores, groups := make([]float64, n), make([]int, n)
-	for i, tr := range trajs {
-		seqs[i] = seq{ids: tr.Tokens, P: tr.PromptLen}
-		mask[i] = rl.MaskFromRoles(tr.Roles[tr.PromptLen:], true)
-		scores[i] = one.Scorer.Score(tr.Text, "").Reward
-		groups[i] = tr.Prompt
-	}
-	adv, err := rl.Advantages(one.est, scores, groups, mask)
-	if err != nil {
+	clone := func() *batch { c := *b; return &c }
+	ob := clone()
+	if err := one.update(ctx, ob); err != nil {
 		t.Fatal(err)
-	}
-	old := make([][]float32, n)
-	if err := one.pass(one.Model, seqs, false, func(i int, logp, _, _ []float32) { old[i] = append([]float32(nil), logp...) }); err != nil {
-		t.Fatal(err)
-	}
-	// A second update on top of the first exercises the optimizer moments too. The learning
-	// rate is a realistic one: AdamW divides by sqrt(v), so the rounding differences of gradients
-	// summed in another order show up in the parameters in proportion to it.
-	var norms []float64
-	for range 2 {
-		_, g, _, err := one.update(seqs, mask, old, adv, nil, 1e-4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		norms = append(norms, g)
 	}
 	want := params(t, one)
 
 	comms := engine.LocalComms(2)
-	ranks := []*Trainer{tinyTrainer(t, 7), tinyTrainer(t, 7)}
+	ranks := []*Trainer{tinyTrainer(t, 7, lr, "rl.ppo_epochs=2"), tinyTrainer(t, 7, lr, "rl.ppo_epochs=2")}
 	errs := make(chan error, 2)
-	rankNorms := make([][]float64, 2)
+	rb := []*batch{clone(), clone()}
 	for r, tr := range ranks {
 		tr.Comm = comms[r]
-		go func() {
-			for range 2 {
-				_, g, _, err := tr.update(seqs, mask, old, adv, nil, 1e-4)
-				if err != nil {
-					errs <- err
-					return
-				}
-				rankNorms[r] = append(rankNorms[r], g)
-			}
-			errs <- nil
-		}()
+		go func() { errs <- tr.update(ctx, rb[r]) }()
 	}
 	for range ranks {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
 	}
-	for k := range norms {
-		if rel := math.Abs(rankNorms[0][k]-norms[k]) / norms[k]; rel > 1e-6 {
-			t.Errorf("update %d: gradient norm %.9g on 2 ranks, %.9g on 1 (relative error %.3g)", k, rankNorms[0][k], norms[k], rel)
-		}
+	if rel := math.Abs(rb[0].GradNorm-ob.GradNorm) / ob.GradNorm; rel > 1e-6 || ranks[0].Opt.Step != 4 {
+		t.Errorf("gradient norm %.9g on 2 ranks, %.9g on 1 (relative error %.3g); %d optimizer steps, want 4",
+			rb[0].GradNorm, ob.GradNorm, rel, ranks[0].Opt.Step)
 	}
 	g0, g1 := params(t, ranks[0]), params(t, ranks[1])
 	worst := 0.0
@@ -347,7 +327,6 @@ func TestKLAnchorsPolicy(t *testing.T) {
 	if kl.Ref == nil || !(lastKL > 0) {
 		t.Fatalf("reference %v, reported KL %v", kl.Ref != nil, lastKL)
 	}
-	defer kl.Ref.Close()
 	df, dk := dist(free, start), dist(kl, start)
 	t.Logf("distance from the start: %.4g without KL, %.4g with (last KL %.3g)", df, dk, lastKL)
 	if dk >= df {

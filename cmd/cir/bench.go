@@ -142,7 +142,7 @@ func benchTrain(e *env, args []string) error {
 		if _, _, err := m.Forward(seqs); err != nil {
 			return err
 		}
-		if err := m.Backward(dlogp); err != nil {
+		if err := m.Backward(dlogp, nil); err != nil {
 			return err
 		}
 		_, err := m.Update(opt, model.OptimStep{LR: 1e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, ClipNorm: 1})

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"cir/train"
 )
 
 // command is one subcommand: its name, a usage line, a one-line summary and its body.
@@ -30,6 +32,7 @@ var commands = []command{
 	{"detokenize", "--tokenizer T", "token ids on stdin to text", cmdDetokenize},
 	{"grade", "[--mode boxed|lenient]", "grade JSONL {pred, gold} lines against each other", cmdGrade},
 	{"exec", "[--stateful | --jsonl] [--timeout S]", "run Python code from stdin in the sandbox", cmdExec},
+	{"template", "--model DIR --prompt P [--system S]", "print the exact prompt text the model is given", cmdTemplate},
 	{"generate", "--model DIR --prompt P [flags]", "sample a tool-interleaved answer", cmdGenerate},
 	{"train", "--config RUN.yaml [key=value ...]", "train with RL and the code interpreter", cmdTrain},
 	{"eval", "--model DIR --bench FILE.jsonl --n K", "evaluate on a benchmark", cmdEval},
@@ -79,6 +82,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 0
 		}
 		fmt.Fprintf(stderr, "Error: %v\n", err)
+		if errors.Is(err, train.ErrInterrupted) {
+			return 130 // as a shell reports a SIGINT
+		}
 		return 1
 	}
 	fmt.Fprintf(stderr, "Error: unknown command %q (see 'cir help')\n", args[0])

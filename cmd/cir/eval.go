@@ -1,18 +1,13 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"time"
 
-	"cir/engine"
 	"cir/tokenizer"
 	"cir/train"
-	"cir/train/config"
 	"cir/train/data"
 	"cir/train/reward"
 	"cir/train/rollout"
@@ -22,17 +17,13 @@ import (
 func cmdEval(e *env, args []string) error {
 	fs := e.flags("eval")
 	dir := fs.String("model", "", "model directory (HF layout)")
-	tokPath := fs.String("tokenizer", "", "tokenizer.json or directory (default: the model's)")
+	tokPath := fs.String("tokenizer", "", "tokenizer.json or directory (default: the model's); its chat template is used")
 	bench := fs.String("bench", "", "benchmark JSONL (problem, and answer or solution)")
 	n := fs.Int("n", 1, "samples per problem (avg@k and pass@k with k = n)")
-	maxCalls := fs.Int("max-calls", 4, "code executions per answer in the with-tools run")
-	maxNew := fs.Int("max-new", 4096, "response tokens at most")
-	temp := fs.Float64("temperature", 0, "sampling temperature (0: greedy; use > 0 with --n > 1)")
-	topP := fs.Float64("top-p", 1, "top-p")
-	template := fs.String("template", "cir", "prompt template: cir (instruction + chat template) or toy")
 	limit := fs.Int("limit", 0, "evaluate only the first N problems (0: all)")
 	seed := fs.Uint64("seed", 1, "sampling seed")
 	slots := fs.Int("slots", 64, "sequences decoded at once")
+	rs := addSettings(fs, true)
 	open := e.deviceFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -43,7 +34,14 @@ func cmdEval(e *env, args []string) error {
 	if *n < 1 {
 		return errorf("use --n 1 or more", "eval: --n %d", *n)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	if err := rs.resolve(); err != nil {
+		return err
+	}
+	maxCalls, err := rs.maxCalls()
+	if err != nil {
+		return err
+	}
+	ctx, stop := interruptContext(e.stderr)
 	defer stop()
 	m, b, err := loadModel(e, *dir, open)
 	if err != nil {
@@ -58,6 +56,10 @@ func cmdEval(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	prompter, err := train.NewPrompter(tok, train.TokenizerDir(*tokPath), rs.P)
+	if err != nil {
+		return err
+	}
 	ex, err := data.Load(*bench, data.Fields{})
 	if err != nil {
 		return err
@@ -69,43 +71,39 @@ func cmdEval(e *env, args []string) error {
 		ex = ex[:*limit]
 	}
 	tasks := make([]train.Task, len(ex))
+	maxPrompt := 0
 	for i, x := range ex {
-		if tasks[i], err = train.FileTask(x.Problem, x.Answer, *template, tok, 0); err != nil {
-			return fmt.Errorf("%s: %w", x.Source, err)
+		if tasks[i], err = prompter.Task(x, rs.S.MaxPrompt); err != nil {
+			return errorf("raise --max-prompt for longer prompts", "%s: %v", x.Source, err)
 		}
 		tasks[i].Kind = x.Subject
-	}
-	cfg := config.Default()
-	cfg.Rollout.MaxResponse = *maxNew
-	t, err := train.NewTrainer(cfg)
-	if err != nil {
-		return err
+		maxPrompt = max(maxPrompt, len(tasks[i].Prompt))
 	}
 	// Evaluation reads answers leniently, as the reference evaluation does.
-	t.Model, t.Tok, t.EOS, t.Scorer = m, tok, tok.EOS(), &reward.Checker{Correct: 1, Wrong: -1, Mode: reward.Lenient}
-	maxPrompt := 0
-	for _, task := range tasks {
-		maxPrompt = max(maxPrompt, len(task.Prompt))
-	}
-	if t.Dec, err = m.NewDecoder(*slots, maxPrompt+*maxNew); err != nil {
+	sc := reward.Default()
+	sc.Mode = reward.Lenient
+	ev := &train.Evaluator{Tok: tok, EOS: tok.EOS(), Scorer: sc, Settings: rs.S}
+	if ev.Dec, err = m.NewDecoder(*slots, maxPrompt+rs.S.MaxResponse); err != nil {
 		return err
 	}
-	defer t.Dec.Close()
-	pool, err := sandbox.New(ctx, sandbox.DefaultConfig())
-	if err != nil {
-		return err
+	defer ev.Dec.Close()
+	if maxCalls > 0 {
+		pool, err := sandbox.New(ctx, rs.S.SandboxConfig(*slots))
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		ev.Exec = rollout.NewSandbox(pool)
 	}
-	defer pool.Close()
-	t.Exec = rollout.NewSandbox(pool)
 
-	sp := engine.SampleParams{Temperature: float32(*temp), TopP: float32(*topP)}
+	sp := rs.S.Sample()
 	res := map[string]any{"model": *dir, "bench": filepath.Base(*bench), "problems": len(tasks), "k": *n}
 	for _, run := range []struct {
 		name  string
 		calls int
-	}{{"tools", *maxCalls}, {"no_tools", 0}} {
+	}{{"tools", maxCalls}, {"no_tools", 0}} {
 		t0 := time.Now()
-		r, err := t.Evaluate(ctx, tasks, *n, run.calls, sp, *seed)
+		r, err := ev.Evaluate(ctx, tasks, *n, run.calls, sp, *seed)
 		if err != nil {
 			return err
 		}

@@ -7,12 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"os/signal"
-	"strings"
-	"time"
 
-	"cir/engine"
 	"cir/tokenizer"
 	"cir/train"
 	"cir/train/rollout"
@@ -21,19 +16,13 @@ import (
 
 func cmdGenerate(e *env, args []string) error {
 	fs := e.flags("generate")
-	dir := fs.String("model", "", "model directory (config.json, weights, tokenizer.json)")
+	dir := fs.String("model", "", "model directory (config.json, weights, tokenizer.json, its chat template)")
 	promptArg := fs.String("prompt", "", "the problem; '-' reads it from stdin")
-	maxNew := fs.Int("max-new", 1024, "most tokens after the prompt (policy and tool)")
-	temp := fs.Float64("temperature", 1.0, "sampling temperature; 0 is greedy")
-	topP := fs.Float64("top-p", 1.0, "nucleus sampling threshold in (0, 1]")
-	topK := fs.Int("top-k", 0, "keep the K most likely tokens; 0 keeps all")
 	seed := fs.Uint64("seed", 0, "random seed")
-	maxCalls := fs.Int("max-calls", 2, "code executions per answer")
 	n := fs.Int("n", 1, "answers to sample")
 	asJSON := fs.Bool("json", false, "print one JSON object per answer instead of streaming text")
-	stateful := fs.Bool("stateful", false, "keep one Python session per answer")
-	timeout := fs.Float64("timeout", 5, "wall-time limit of one execution in `seconds`")
 	raw := fs.Bool("raw", false, "sample after the prompt as given, without the instruction and chat template")
+	rs := addSettings(fs, true)
 	open := e.deviceFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -42,29 +31,19 @@ func cmdGenerate(e *env, args []string) error {
 		return err
 	}
 	hint := "see 'cir generate --help'"
-	switch {
-	case *maxNew < 1:
-		return errorf(hint, "generate: --max-new %d must be ≥ 1", *maxNew)
-	case *n < 1:
+	if *n < 1 {
 		return errorf(hint, "generate: --n %d must be ≥ 1", *n)
-	case *maxCalls < 0:
-		return errorf(hint, "generate: --max-calls %d must be ≥ 0", *maxCalls)
-	case !(*temp >= 0):
-		return errorf(hint, "generate: --temperature %g must be ≥ 0", *temp)
-	case !(*topP > 0 && *topP <= 1):
-		return errorf(hint, "generate: --top-p %g must be in (0, 1]", *topP)
-	case *topK < 0:
-		return errorf(hint, "generate: --top-k %d must be ≥ 0", *topK)
-	case !(*timeout > 0) || *timeout > 3600:
-		return errorf("give seconds in (0, 3600]", "generate: --timeout %v is out of range", *timeout)
 	}
-	problem := *promptArg
-	if problem == "-" {
-		b, err := io.ReadAll(e.stdin)
-		if err != nil {
-			return fmt.Errorf("generate: reading the prompt from stdin: %w", err)
-		}
-		problem = strings.TrimRight(string(b), "\n")
+	if err := rs.resolve(); err != nil {
+		return err
+	}
+	maxCalls, err := rs.maxCalls()
+	if err != nil {
+		return err
+	}
+	problem, err := readPrompt(e, *promptArg)
+	if err != nil {
+		return fmt.Errorf("generate: %w", err)
 	}
 
 	tok, err := tokenizer.Load(*dir)
@@ -75,10 +54,19 @@ func cmdGenerate(e *env, args []string) error {
 	if *raw {
 		prompt = tok.Encode(problem)
 	} else {
-		prompt = rollout.Prompt(tok, problem)
+		p, err := train.NewPrompter(tok, *dir, rs.P)
+		if err != nil {
+			return err
+		}
+		if prompt, err = p.IDs(problem, nil); err != nil {
+			return err
+		}
 	}
 	if len(prompt) == 0 {
 		return errorf(hint, "generate: --prompt is empty")
+	}
+	if len(prompt) > rs.S.MaxPrompt {
+		return errorf("raise --max-prompt for longer prompts", "generate: prompt of %d tokens is longer than --max-prompt %d", len(prompt), rs.S.MaxPrompt)
 	}
 
 	m, b, err := loadModel(e, *dir, open)
@@ -87,10 +75,10 @@ func cmdGenerate(e *env, args []string) error {
 	}
 	defer b.Close()
 	defer m.Close()
-	if prompt[len(prompt)-1] >= int32(m.Cfg.VocabSize) || tok.VocabSize() > m.Cfg.VocabSize {
+	if tok.VocabSize() > m.Cfg.VocabSize {
 		return errorf("the model's tokenizer.json must match its config.json", "generate: tokenizer of %d ids for a model vocabulary of %d", tok.VocabSize(), m.Cfg.VocabSize)
 	}
-	maxLen := len(prompt) + *maxNew
+	maxLen := len(prompt) + rs.S.MaxResponse
 	if lim := m.Cfg.MaxPositions; lim > 0 && maxLen > lim {
 		maxLen = lim
 	}
@@ -103,18 +91,13 @@ func cmdGenerate(e *env, args []string) error {
 	}
 	defer dec.Close()
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := interruptContext(e.stderr)
 	defer stop()
 	var exec rollout.Executor
 	var sb *lazySandbox
-	if *maxCalls > 0 {
+	if maxCalls > 0 {
 		// Warm workers take seconds to start: start them while the model decodes.
-		cfg := sandbox.DefaultConfig()
-		cfg.Timeout = time.Duration(*timeout * float64(time.Second))
-		if *stateful { // a session per answer
-			cfg.MaxSessions = max(cfg.MaxSessions, *n)
-		}
-		sb = startSandbox(ctx, cfg)
+		sb = startSandbox(ctx, rs.S.SandboxConfig(*n))
 		defer sb.close()
 		exec = sb
 	}
@@ -122,15 +105,7 @@ func cmdGenerate(e *env, args []string) error {
 		Policy: train.Policy(dec),
 		Tok:    tok,
 		Exec:   exec,
-		Config: rollout.Config{
-			Sample:   engine.SampleParams{Temperature: float32(*temp), TopP: float32(*topP), TopK: *topK},
-			N:        *n,
-			EOS:      tok.EOS(),
-			MaxNew:   *maxNew,
-			MaxCalls: *maxCalls,
-			Stateful: *stateful,
-			Seed:     *seed,
-		},
+		Config: rs.S.Config(*n, maxCalls, tok.EOS(), *seed),
 	}
 	out := bufio.NewWriter(e.stdout)
 	defer out.Flush()
@@ -150,6 +125,9 @@ func cmdGenerate(e *env, args []string) error {
 	}
 	trs, st, err := eng.Run(ctx, [][]int32{prompt})
 	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("generate: %w", train.ErrInterrupted)
+		}
 		return err
 	}
 	if stream {

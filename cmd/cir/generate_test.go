@@ -50,7 +50,7 @@ type genRecord struct {
 
 func TestGenerateCLI(t *testing.T) {
 	dir := tinyModel(t)
-	args := []string{"generate", "--model", dir, "--prompt", "What is 2+2?", "--max-new", "24",
+	args := []string{"generate", "--model", dir, "--prompt", "What is 2+2?", "--max-response", "24",
 		"--seed", "5", "--max-calls", "0", "--device", "cpu", "--threads", "1"}
 	code, out, errOut := runGen("", append(args, "--json", "--n", "3")...)
 	if code != 0 {
@@ -117,8 +117,10 @@ func TestGenerateCLIErrors(t *testing.T) {
 		{"top-p", []string{"--model", dir, "--prompt", "x", "--top-p", "1.5"}, "--top-p"},
 		{"temperature", []string{"--model", dir, "--prompt", "x", "--temperature", "-1"}, "--temperature"},
 		{"n", []string{"--model", dir, "--prompt", "x", "--n", "0"}, "--n"},
-		{"max-new", []string{"--model", dir, "--prompt", "x", "--max-new", "0"}, "--max-new"},
-		{"timeout", []string{"--model", dir, "--prompt", "x", "--timeout", "0"}, "--timeout"},
+		{"max-response", []string{"--model", dir, "--prompt", "x", "--max-response", "0"}, "--max-response"},
+		{"sandbox timeout", []string{"--model", dir, "--prompt", "x", "--sandbox-timeout", "0"}, "--sandbox-timeout"},
+		{"bad budget", []string{"--model", dir, "--prompt", "x", "--max-calls", "x"}, "--max-calls"},
+		{"bad instruction", []string{"--model", dir, "--prompt", "x", "--instruction", "twice"}, "--instruction"},
 		{"missing dir", []string{"--model", filepath.Join(dir, "nope"), "--prompt", "x"}, "nope"},
 		{"prompt too long", []string{"--model", dir, "--prompt", strings.Repeat("y", 2000), "--device", "cpu"}, "prompt"},
 	}

@@ -227,7 +227,7 @@ func meanLossGrad(m *model.Model, seqs [][]int32, maxTokens int) (float64, error
 				d[i][j] = float32(-1 / float64(total))
 			}
 		}
-		if err := m.Backward(d); err != nil {
+		if err := m.Backward(d, nil); err != nil {
 			return 0, err
 		}
 	}

@@ -151,7 +151,7 @@ func TestTrainEvalPlotCLI(t *testing.T) {
 `), 0o644)
 	ckpt := filepath.Join(out, "checkpoints", "step-000005")
 	stdout, stderr, code = runCLI(t, "", "eval", "--model", ckpt, "--bench", bench, "--n", "3", "--temperature", "0.7",
-		"--template", "toy", "--max-new", "48", "--max-calls", "1", "--device", "cpu", "--threads", "1")
+		"--template", "toy", "--max-response", "48", "--max-calls", "1", "--device", "cpu", "--threads", "1")
 	if code != 0 {
 		t.Fatalf("cir eval: exit %d: %s", code, stderr)
 	}

@@ -79,7 +79,7 @@ func modelOps(b *Backend, B, T, C, I, V int) []opCase {
 		{"SwiGLUBackward", 0, func() { b.SwiGLUBackward(dgu, dh, gu) }},
 		{"Add", 0, func() { b.Add(out, x, y) }},
 		{"CrossEntropy", 0, func() { b.CrossEntropy(logp, lseV, ent, logits, idT) }},
-		{"CrossEntropyBackward", 0, func() { b.CrossEntropyBackward(dlogits, dlogp, logits, lseV, idT) }},
+		{"CrossEntropyBackward", 0, func() { b.CrossEntropyBackward(dlogits, dlogp, engine.Tensor{}, logits, lseV, engine.Tensor{}, idT) }},
 		{"Sample", 0, func() {
 			b.Sample(sids, slogp, sl, u, engine.SampleParams{Temperature: 1, TopP: 0.95})
 		}},

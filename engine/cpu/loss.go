@@ -64,9 +64,9 @@ func (b *Backend) CrossEntropy(logp, lse, ent, logits, targets engine.Tensor) {
 }
 
 type ceBackTask struct {
-	dlogits, dlogp, logit, lse []float32
-	tgt                        []int32
-	V                          int
+	dlogits, dlogp, dent, logit, lse, ent []float32
+	tgt                                   []int32
+	V                                     int
 }
 
 func (t *ceBackTask) run(_, lo, hi int) {
@@ -74,7 +74,11 @@ func (t *ceBackTask) run(_, lo, hi int) {
 	for n := lo; n < hi; n++ {
 		d := t.dlogits[n*V : (n+1)*V]
 		g := t.dlogp[n]
-		if g == 0 {
+		var e float32
+		if t.dent != nil {
+			e = t.dent[n]
+		}
+		if g == 0 && e == 0 {
 			clear(d)
 			continue
 		}
@@ -83,21 +87,35 @@ func (t *ceBackTask) run(_, lo, hi int) {
 		if id := int(t.tgt[n]); id >= 0 && id < V {
 			d[id] += g
 		}
+		if e != 0 {
+			// ∂H/∂z_j = −p_j (log p_j + H).
+			lse, h := float64(t.lse[n]), float64(t.ent[n])
+			for j, z := range l[:len(d)] {
+				lp := float64(z) - lse
+				d[j] -= float32(float64(e) * math.Exp(lp) * (lp + h))
+			}
+		}
 	}
 }
 
-// CrossEntropyBackward assigns dlogits (N,V) = dlogp[n]·(onehot(target) − softmax(logits)). It
-// panics on mismatched shapes.
-func (b *Backend) CrossEntropyBackward(dlogits, dlogp, logits, lse, targets engine.Tensor) {
+// CrossEntropyBackward assigns dlogits (N,V) = dlogp[n]·(onehot(target) − softmax(logits))
+// and, when dent is present, adds dent[n]·∂ent/∂logits = −dent[n]·p·(log p + ent[n]) (ent
+// saved by CrossEntropy). It panics on mismatched shapes.
+func (b *Backend) CrossEntropyBackward(dlogits, dlogp, dent, logits, lse, ent, targets engine.Tensor) {
 	N, V := rows("CrossEntropyBackward", "logits", logits)
 	d := f32("CrossEntropyBackward", "dlogits", dlogits, N*V)
 	g := f32("CrossEntropyBackward", "dlogp", dlogp, N)
+	var de, en []float32
+	if !dent.Nil() {
+		de = f32("CrossEntropyBackward", "dent", dent, N)
+		en = f32("CrossEntropyBackward", "ent", ent, N)
+	}
 	l := f32("CrossEntropyBackward", "logits", logits, N*V)
 	ls := f32("CrossEntropyBackward", "lse", lse, N)
 	tg := i32("CrossEntropyBackward", "targets", targets, N)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.tCEB = ceBackTask{d, g, l, ls, tg, V}
+	b.tCEB = ceBackTask{d, g, de, l, ls, en, tg, V}
 	b.pool.static(&b.tCEB, N, V*3)
 }
 

@@ -362,9 +362,15 @@ func TestCrossEntropy(t *testing.T) {
 			}
 			dlogp, dlogp64 := randF32(r, N, 1)
 			dlogp[0], dlogp64[0] = 0, 0 // a masked row
+			dent, dent64 := randF32(r, N, 1)
 			wlp, wlse, went := refCE(l64, tgt, N, V)
 			idx := sampleIdx(r, N*V, 500)
 			g := fdGrad(func(v []float64) []float64 { lp, _, _ := refCE(v, tgt, N, V); return lp }, l64, dlogp64, idx)
+			// With an entropy term: the finite difference of Σ dlogp·logp + Σ dent·ent in float64.
+			gEnt := fdGrad(func(v []float64) []float64 {
+				lp, _, ent := refCE(v, tgt, N, V)
+				return append(lp, ent...)
+			}, l64, append(append([]float64(nil), dlogp64...), dent64...), idx)
 			for _, b := range newBackends(t) {
 				lp, lse, ent := make([]float32, N), make([]float32, N), make([]float32, N)
 				b.CrossEntropy(f32T(lp, N), f32T(lse, N), f32T(ent, N), f32T(l, N, V), i32T(tgt, N))
@@ -377,7 +383,7 @@ func TestCrossEntropy(t *testing.T) {
 				for i := range dl {
 					dl[i] = 3 // assigned
 				}
-				b.CrossEntropyBackward(f32T(dl, N, V), f32T(dlogp, N), f32T(l, N, V), f32T(lse, N), i32T(tgt, N))
+				b.CrossEntropyBackward(f32T(dl, N, V), f32T(dlogp, N), engine.Tensor{}, f32T(l, N, V), f32T(lse, N), engine.Tensor{}, i32T(tgt, N))
 				// The analytic gradient, in float64, checked everywhere; finite differences on a sample.
 				want := make([]float64, N*V)
 				for n := 0; n < N; n++ {
@@ -392,6 +398,8 @@ func TestCrossEntropy(t *testing.T) {
 				}
 				closeTo(t, "CrossEntropyBackward", dl, want, fwdTol)
 				closeTo(t, "CrossEntropyBackward vs finite differences", pick(dl, idx), g, bwdTol)
+				b.CrossEntropyBackward(f32T(dl, N, V), f32T(dlogp, N), f32T(dent, N), f32T(l, N, V), f32T(lse, N), f32T(ent, N), i32T(tgt, N))
+				closeTo(t, "CrossEntropyBackward with entropy vs finite differences", pick(dl, idx), gEnt, bwdTol)
 			}
 		})
 	}

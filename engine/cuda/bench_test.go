@@ -176,7 +176,7 @@ func BenchmarkTrainStep(b *testing.B) {
 						b.Fatal(err)
 					}
 					m.ZeroGrad()
-					if err := m.Backward(dl); err != nil {
+					if err := m.Backward(dl, nil); err != nil {
 						b.Fatal(err)
 					}
 					if _, err := m.Update(o, h); err != nil {

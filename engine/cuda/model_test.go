@@ -108,10 +108,10 @@ func TestModelLogprobsAndGrads(t *testing.T) {
 	}
 	gm.ZeroGrad()
 	cm.ZeroGrad()
-	if err := gm.Backward(dl); err != nil {
+	if err := gm.Backward(dl, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := cm.Backward(dl); err != nil {
+	if err := cm.Backward(dl, nil); err != nil {
 		t.Fatal(err)
 	}
 	gg := make([]float32, gm.Grads.All.Len())
@@ -172,7 +172,7 @@ func TestModelTrainStep(t *testing.T) {
 				}
 			}
 			m.ZeroGrad()
-			if err := m.Backward(dl); err != nil {
+			if err := m.Backward(dl, nil); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := m.Update(o, h); err != nil {

@@ -531,19 +531,24 @@ func (b *Backend) CrossEntropy(logp, lse, ent, logits, targets engine.Tensor) {
 	b.checkErr("CrossEntropy", C.cir_cross_entropy((*C.float)(lp), (*C.float)(l), (*C.float)(e), x, dt(logits), (*C.int32_t)(t), C.int(N), C.int(V), b.errFlag, b.s()))
 }
 
-// CrossEntropyBackward: dlogits (N,V) = dlogp[n]·(onehot(target) − softmax(logits)), computed
-// from logits and lse without a softmax in memory; dlogits may be logits itself, or a tensor of
-// another float dtype (the model keeps F32 logits and BF16 dlogits). It panics on mismatched
-// shapes.
-func (b *Backend) CrossEntropyBackward(dlogits, dlogp, logits, lse, targets engine.Tensor) {
+// CrossEntropyBackward: dlogits (N,V) = dlogp[n]·(onehot(target) − softmax(logits)), plus the
+// entropy term −dent[n]·p·(log p + ent[n]) when dent is present, computed from logits and lse
+// without a softmax in memory; dlogits may be logits itself, or a tensor of another float dtype
+// (the model keeps F32 logits and BF16 dlogits). It panics on mismatched shapes.
+func (b *Backend) CrossEntropyBackward(dlogits, dlogp, dent, logits, lse, ent, targets engine.Tensor) {
 	N, V := rows2("CrossEntropyBackward", "logits", logits)
 	x := fptr("CrossEntropyBackward", "logits", logits, N*V)
 	dx := fptr("CrossEntropyBackward", "dlogits", dlogits, N*V)
 	g := ptr("CrossEntropyBackward", "dlogp", dlogp, N, engine.F32)
+	var de, en unsafe.Pointer
+	if !dent.Nil() {
+		de = ptr("CrossEntropyBackward", "dent", dent, N, engine.F32)
+		en = ptr("CrossEntropyBackward", "ent", ent, N, engine.F32)
+	}
 	l := ptr("CrossEntropyBackward", "lse", lse, N, engine.F32)
 	t := ptr("CrossEntropyBackward", "targets", targets, N, engine.I32)
 	defer b.enter()()
-	b.checkErr("CrossEntropyBackward", C.cir_cross_entropy_backward(dx, dt(dlogits), (*C.float)(g), x, dt(logits), (*C.float)(l), (*C.int32_t)(t), C.int(N), C.int(V), b.s()))
+	b.checkErr("CrossEntropyBackward", C.cir_cross_entropy_backward(dx, dt(dlogits), (*C.float)(g), (*C.float)(de), x, dt(logits), (*C.float)(l), (*C.float)(en), (*C.int32_t)(t), C.int(N), C.int(V), b.s()))
 }
 
 // Sample draws ids (B) from logits (B,V) with uniforms u (B) on the device: temperature 0 is

@@ -337,11 +337,16 @@ func TestCrossEntropy(t *testing.T) {
 
 			dlp := e.randn(N, 1)
 			dx, cdx := e.alloc(engine.BF16, N, V), host(make([]float32, N*V), N, V)
-			e.g.CrossEntropyBackward(dx, e.dev(engine.F32, dlp, N), gx, lse, gt)
-			e.c.CrossEntropyBackward(cdx, host(dlp, N), cx, clse, ct)
+			e.g.CrossEntropyBackward(dx, e.dev(engine.F32, dlp, N), engine.Tensor{}, gx, lse, engine.Tensor{}, gt)
+			e.c.CrossEntropyBackward(cdx, host(dlp, N), engine.Tensor{}, cx, clse, engine.Tensor{}, ct)
 			compare(t, "CrossEntropyBackward", e.get(dx), cdx.F32(), tolBF16)
+			// with the entropy term
+			dent := e.randn(N, 1)
+			e.g.CrossEntropyBackward(dx, e.dev(engine.F32, dlp, N), e.dev(engine.F32, dent, N), gx, lse, ent, gt)
+			e.c.CrossEntropyBackward(cdx, host(dlp, N), host(dent, N), cx, clse, cent, ct)
+			compare(t, "CrossEntropyBackward with entropy", e.get(dx), cdx.F32(), tolBF16)
 			// in place, as the model may call it
-			e.g.CrossEntropyBackward(gx, e.dev(engine.F32, dlp, N), gx, lse, gt)
+			e.g.CrossEntropyBackward(gx, e.dev(engine.F32, dlp, N), e.dev(engine.F32, dent, N), gx, lse, ent, gt)
 			compare(t, "CrossEntropyBackward in place", e.get(gx), cdx.F32(), tolBF16)
 		})
 	}

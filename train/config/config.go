@@ -17,8 +17,10 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"cir/train/data"
 	"cir/train/reward"
 	"cir/train/rl"
+	"cir/train/rollout"
 )
 
 // Config is a whole training run.
@@ -42,15 +44,16 @@ type Model struct {
 	Reference string `yaml:"reference"` // frozen reference model for the KL term; empty: the initial policy
 }
 
-// Data says which problems to train and evaluate on.
+// Data says which problems to train and evaluate on, and how they become prompts.
 type Data struct {
 	Train        []string `yaml:"train"`         // JSONL or parquet files
 	Eval         []string `yaml:"eval"`          // held-out files
 	ProblemField string   `yaml:"problem_field"` // empty: the first of problem, question, prompt
 	AnswerField  string   `yaml:"answer_field"`  // empty: answer, solution, ground_truth, reward_model.ground_truth
-	Template     string   `yaml:"template"`      // "cir" (instruction + chat template) or "toy" (compact)
-	Shuffle      bool     `yaml:"shuffle"`
-	Toy          Toy      `yaml:"toy"`
+	// template (cir, toy), instruction (auto, always, never), system, chat_template_kwargs.
+	data.PromptSettings `yaml:",inline"`
+	Shuffle             bool `yaml:"shuffle"`
+	Toy                 Toy  `yaml:"toy"`
 }
 
 // Toy selects the generated toy task instead of files (the default job).
@@ -75,38 +78,34 @@ type SFT struct {
 	MinLRRatio  float64 `yaml:"min_lr_ratio"`
 }
 
-// Rollout holds the sampling settings.
+// Rollout holds the group sizes and the sampling and interpreter settings (rollout.Settings,
+// shared with eval and generate).
 type Rollout struct {
-	N              int     `yaml:"n"`                // samples per prompt (group size)
-	PromptsPerStep int     `yaml:"prompts_per_step"` // prompts per RL step
-	Temperature    float64 `yaml:"temperature"`
-	TopP           float64 `yaml:"top_p"`
-	TopK           int     `yaml:"top_k"` // 0: off
-	MaxPrompt      int     `yaml:"max_prompt"`
-	MaxResponse    int     `yaml:"max_response"`
-	MaxCalls       string  `yaml:"max_calls"` // budget schedule "step:calls,...", or one number
-	Stateful       bool    `yaml:"stateful"`
-	SandboxTimeout float64 `yaml:"sandbox_timeout"` // seconds per execution
-	SandboxWorkers int     `yaml:"sandbox_workers"` // 0: one per core
+	N                int `yaml:"n"`                // samples per prompt (group size)
+	PromptsPerStep   int `yaml:"prompts_per_step"` // prompts per RL step
+	rollout.Settings `yaml:",inline"`
 }
 
 // RL holds the policy-gradient settings (names as in package rl).
 type RL struct {
-	Estimator       string  `yaml:"estimator"`
-	ClipLow         float64 `yaml:"clip_low"`
-	ClipHigh        float64 `yaml:"clip_high"`
-	DualClipC       float64 `yaml:"dual_clip_c"` // 0: off
-	LossAgg         string  `yaml:"loss_agg"`
-	MaskToolTokens  bool    `yaml:"mask_tool_tokens"`
-	KLCoef          float64 `yaml:"kl_coef"` // 0: no reference model
-	KLType          string  `yaml:"kl_type"`
-	EntropyCoef     float64 `yaml:"entropy_coef"`
+	Estimator      string  `yaml:"estimator"`
+	ClipLow        float64 `yaml:"clip_low"`
+	ClipHigh       float64 `yaml:"clip_high"`
+	DualClipC      float64 `yaml:"dual_clip_c"` // 0: off
+	LossAgg        string  `yaml:"loss_agg"`
+	MaskToolTokens bool    `yaml:"mask_tool_tokens"`
+	KLCoef         float64 `yaml:"kl_coef"` // 0: no reference model
+	KLType         string  `yaml:"kl_type"`
+	// WhitenOver says which tokens reinforce_pp_baseline whitens the advantages over:
+	// "response" (every response token, interpreter output included, as verl) or "policy".
+	WhitenOver      string  `yaml:"whiten_over"`
+	EntropyCoef     float64 `yaml:"entropy_coef"` // entropy bonus: the loss gains −coef·entropy
 	DynamicSampling bool    `yaml:"dynamic_sampling"`
 	MaxResample     int     `yaml:"max_resample"` // refill rounds of dynamic sampling
 	OverlongFilter  bool    `yaml:"overlong_filter"`
 	OverlongBuffer  int     `yaml:"overlong_buffer"` // tokens; 0: no overlong penalty
 	OverlongFactor  float64 `yaml:"overlong_factor"`
-	PPOEpochs       int     `yaml:"ppo_epochs"`
+	PPOEpochs       int     `yaml:"ppo_epochs"` // passes over the step's mini-batches
 }
 
 // Optim holds the optimizer settings (AdamW).
@@ -161,12 +160,11 @@ func (r Reward) Checker() (*reward.Checker, error) {
 // 3, token-mean, tool tokens masked, no KL, budget 2 → 3 at step 100 → 4 at step 200.
 func Default() Config {
 	return Config{
-		Data: Data{Template: "cir", Shuffle: true, Toy: Toy{Train: 2000, Eval: 200, Seed: 1}},
-		SFT:  SFT{LR: 1e-3, BatchSize: 32, Schedule: string(rl.LRConstant)},
-		Rollout: Rollout{N: 16, PromptsPerStep: 128, Temperature: 1, TopP: 1, MaxPrompt: 1024,
-			MaxResponse: 4096, MaxCalls: rl.DefaultBudget.String(), SandboxTimeout: 5},
-		RL: RL{Estimator: string(rl.ReinforcePPBaseline), ClipLow: 0.2, ClipHigh: 0.28, DualClipC: 3,
-			LossAgg: string(rl.AggTokenMean), MaskToolTokens: true, KLType: string(rl.K3),
+		Data:    Data{PromptSettings: data.DefaultPromptSettings(), Shuffle: true, Toy: Toy{Train: 2000, Eval: 200, Seed: 1}},
+		SFT:     SFT{LR: 1e-3, BatchSize: 32, Schedule: string(rl.LRConstant)},
+		Rollout: Rollout{N: 16, PromptsPerStep: 128, Settings: rollout.DefaultSettings()},
+		RL: RL{Estimator: string(rl.ReinforcePPBaseline), WhitenOver: string(rl.WhitenResponse), ClipLow: 0.2,
+			ClipHigh: 0.28, DualClipC: 3, LossAgg: string(rl.AggTokenMean), MaskToolTokens: true, KLType: string(rl.K3),
 			MaxResample: 2, OverlongFactor: 1, PPOEpochs: 1},
 		Optim: Optim{LR: 1e-6, Schedule: string(rl.LRConstant), Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
 			WeightDecay: 0.01, GradClip: 1, MiniBatches: 2, MicroTokens: 16384},
@@ -301,9 +299,27 @@ func tagName(f reflect.StructField) string {
 	return name
 }
 
-func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
+// fields lists the keyed fields of struct type t, those of ",inline" embedded structs in
+// their place, each with its index path from t.
+func fields(t reflect.Type) []reflect.StructField {
+	var out []reflect.StructField
 	for i := 0; i < t.NumField(); i++ {
-		if f := t.Field(i); tagName(f) == name {
+		f := t.Field(i)
+		if _, opts, _ := strings.Cut(f.Tag.Get("yaml"), ","); opts == "inline" && f.Type.Kind() == reflect.Struct {
+			for _, g := range fields(f.Type) {
+				g.Index = append([]int{i}, g.Index...)
+				out = append(out, g)
+			}
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
+	for _, f := range fields(t) {
+		if tagName(f) == name {
 			return f, true
 		}
 	}
@@ -312,8 +328,8 @@ func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
 
 func keysOf(t reflect.Type, prefix string) []string {
 	var ks []string
-	for i := 0; i < t.NumField(); i++ {
-		ks = append(ks, prefix+tagName(t.Field(i)))
+	for _, f := range fields(t) {
+		ks = append(ks, prefix+tagName(f))
 	}
 	return ks
 }
@@ -323,8 +339,7 @@ func Keys() []string {
 	var ks []string
 	var walk func(t reflect.Type, prefix string)
 	walk = func(t reflect.Type, prefix string) {
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
+		for _, f := range fields(t) {
 			if f.Type.Kind() == reflect.Struct {
 				walk(f.Type, prefix+tagName(f)+".")
 			} else {
@@ -390,7 +405,7 @@ func (c *Config) Set(key, value string) error {
 		}
 		node = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: []*yaml.Node{node}}
 	}
-	if v.Kind() != reflect.Slice && v.Kind() != reflect.String && node.Kind != yaml.ScalarNode {
+	if v.Kind() != reflect.Slice && v.Kind() != reflect.Map && v.Kind() != reflect.String && node.Kind != yaml.ScalarNode {
 		return fmt.Errorf("config: %s=%s: want a %s", key, value, v.Kind())
 	}
 	if err := checkInt(node, v.Type()); err != nil {
@@ -492,8 +507,8 @@ func (c *Config) Validate() error {
 	if c.Model.Dir != "" && c.Model.Init != "" {
 		bad("model.init", "set only one of model.dir and model.init")
 	}
-	if !slices.Contains([]string{"cir", "toy"}, c.Data.Template) {
-		bad("data.template", "%q, want cir or toy", c.Data.Template)
+	if err := c.Data.PromptSettings.Validate("config: data."); err != nil {
+		errs = append(errs, err)
 	}
 	if !c.Data.Toy.Enabled && len(c.Data.Train) == 0 {
 		bad("data.train", "no training data (set data.train, or data.toy.enabled=true)")
@@ -517,28 +532,17 @@ func (c *Config) Validate() error {
 	r := c.Rollout
 	pos("rollout.n", r.N)
 	pos("rollout.prompts_per_step", r.PromptsPerStep)
-	pos("rollout.max_prompt", r.MaxPrompt)
-	pos("rollout.max_response", r.MaxResponse)
-	if !(r.Temperature > 0) {
-		bad("rollout.temperature", "%v, want > 0", r.Temperature)
-	}
-	if !(r.TopP > 0 && r.TopP <= 1) {
-		bad("rollout.top_p", "%v, want in (0, 1]", r.TopP)
-	}
-	if r.TopK < 0 {
-		bad("rollout.top_k", "%d, want ≥ 0", r.TopK)
+	if err := r.Settings.Validate("config: rollout.", false); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := c.Budget(); err != nil {
 		errs = append(errs, err)
 	}
-	if !(r.SandboxTimeout > 0) {
-		bad("rollout.sandbox_timeout", "%v, want > 0 seconds", r.SandboxTimeout)
-	}
-	if r.SandboxWorkers < 0 {
-		bad("rollout.sandbox_workers", "%d, want ≥ 0", r.SandboxWorkers)
-	}
 	if _, err := rl.ParseEstimator(c.RL.Estimator); err != nil {
 		bad("rl.estimator", "%v", err)
+	}
+	if _, err := rl.ParseWhiten(c.RL.WhitenOver); err != nil {
+		bad("rl.whiten_over", "%v", err)
 	}
 	if _, err := rl.ParseAgg(c.RL.LossAgg); err != nil {
 		bad("rl.loss_agg", "%v", err)

@@ -4,8 +4,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"cir/train/rollout"
 )
 
 const runYAML = `# a run
@@ -109,7 +112,14 @@ func TestSet(t *testing.T) {
 		{"rollout.max_calls=4", "rollout.max_calls", `"4"`},
 		{"model.dir=some dir/x", "model.dir", "some dir/x"},
 		{"run.out_dir=runs/a=b", "run.out_dir", "runs/a=b"},
-		{"rollout.sandbox_timeout=2", "rollout.sandbox_timeout", "2"},
+		{"rollout.sandbox.timeout=2", "rollout.sandbox.timeout", "2"},
+		{"rollout.sandbox.memory_bytes=1000000", "rollout.sandbox.memory_bytes", "1000000"},
+		{"rollout.sandbox.unsafe=true", "rollout.sandbox.unsafe", "true"},
+		{"rollout.call_timeout=30", "rollout.call_timeout", "30"},
+		{"data.instruction=never", "data.instruction", "never"},
+		{"data.system=Be brief.", "data.system", "Be brief."},
+		{"data.chat_template_kwargs={enable_thinking: false}", "data.chat_template_kwargs", "enable_thinking: false"},
+		{"rl.whiten_over=policy", "rl.whiten_over", "policy"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.kv, func(t *testing.T) {
@@ -169,6 +179,10 @@ func TestFileErrors(t *testing.T) {
 		{"bad top_p", "data: {toy: {enabled: true}}\nrollout: {top_p: 0}\n", "rollout.top_p", false},
 		{"bad budget", "data: {toy: {enabled: true}}\nrollout: {max_calls: '5:1'}\n", "rollout.max_calls", false},
 		{"bad agg", "data: {toy: {enabled: true}}\nrl: {loss_agg: sum}\n", "rl.loss_agg", false},
+		{"bad whitening", "data: {toy: {enabled: true}}\nrl: {whiten_over: all}\n", "rl.whiten_over", false},
+		{"bad instruction", "data: {toy: {enabled: true}, instruction: twice}\n", "data.instruction", false},
+		{"bad sandbox", "data: {toy: {enabled: true}}\nrollout: {sandbox: {max_procs: 0}}\n", "rollout.sandbox.max_procs", false},
+		{"unknown sandbox key", "rollout: {sandbox: {procs: 3}}\n", "rollout.sandbox.procs", true},
 		{"micro tokens", "data: {toy: {enabled: true}}\noptim: {micro_tokens: 100}\n", "optim.micro_tokens", false},
 		{"sft schedule", "data: {toy: {enabled: true}}\nsft: {steps: 10, schedule: step}\n", "sft.schedule", false},
 		{"sft warm-up", "data: {toy: {enabled: true}}\nsft: {steps: 10, schedule: cosine, warmup_steps: 10}\n", "sft.schedule", false},
@@ -288,5 +302,34 @@ func TestRewardMode(t *testing.T) {
 	}
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "reward.mode") || !strings.Contains(err.Error(), `"strict"`) {
 		t.Errorf("reward.mode=strict: err = %v, want one naming reward.mode and the value", err)
+	}
+}
+
+// TestSettingsKeys: every sampling and sandbox setting of rollout.Settings is a key of the
+// rollout section, sandbox ones under rollout.sandbox.
+func TestSettingsKeys(t *testing.T) {
+	keys := map[string]bool{}
+	for _, k := range Keys() {
+		keys[k] = true
+	}
+	var walk func(typ reflect.Type, prefix string)
+	n := 0
+	walk = func(typ reflect.Type, prefix string) {
+		for i := 0; i < typ.NumField(); i++ {
+			f := typ.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if f.Type.Kind() == reflect.Struct {
+				walk(f.Type, prefix+name+".")
+				continue
+			}
+			n++
+			if !keys[prefix+name] {
+				t.Errorf("setting %s is not a config key", prefix+name)
+			}
+		}
+	}
+	walk(reflect.TypeOf(rollout.Settings{}), "rollout.")
+	if n < 8+13 {
+		t.Errorf("%d settings, want the 8 sampling settings and the sandbox's 13", n)
 	}
 }

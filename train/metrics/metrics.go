@@ -38,7 +38,8 @@ type Step struct {
 	ClipFracLow     float64  `json:"clip_frac_low"`
 	ClipFracHigh    float64  `json:"clip_frac_high"`
 	DualClipFrac    float64  `json:"dual_clip_frac"`
-	GradNorm        float64  `json:"grad_norm"`
+	GradNorm        float64  `json:"grad_norm"`       // the largest finite one of the step's updates
+	SkippedUpdates  int      `json:"skipped_updates"` // updates skipped for a gradient norm that was not finite
 	LR              float64  `json:"lr"`
 	Groups          int      `json:"groups"` // groups kept (after dynamic sampling)
 	TokensPerSec    float64  `json:"tokens_per_s"`

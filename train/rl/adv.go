@@ -11,8 +11,10 @@ type Estimator string
 // The advantage estimators.
 //
 // ReinforcePPBaseline (verl "reinforce_plus_plus_baseline", the default): the score minus its
-// group mean, broadcast over the response tokens, then whitened over all masked tokens of
-// the batch (mean and Bessel-corrected variance over tokens, (x−μ)/√(σ²+1e−8)).
+// group mean, broadcast over the response tokens, then whitened over the tokens of the batch
+// the whitening runs over (mean and Bessel-corrected variance over tokens,
+// (x−μ)/√(σ²+1e−8)): verl's response_mask, every response token including the interpreter's
+// output (WhitenResponse), or only the policy's tokens (WhitenPolicy).
 //
 // GRPO: (score − group mean)/(group std + 1e−6) with the Bessel-corrected std.
 //
@@ -33,6 +35,25 @@ const (
 	grpoEps   = 1e-6
 	whitenEps = 1e-8
 )
+
+// Whiten names the tokens reinforce_pp_baseline whitens the advantages over.
+type Whiten string
+
+// The whitening sets: every response token (verl's response_mask, interpreter output
+// included; the default) or the policy's tokens only (the loss mask).
+const (
+	WhitenResponse Whiten = "response"
+	WhitenPolicy   Whiten = "policy"
+)
+
+// ParseWhiten returns the whitening set with the given name, or an error naming it.
+func ParseWhiten(name string) (Whiten, error) {
+	switch w := Whiten(name); w {
+	case WhitenResponse, WhitenPolicy:
+		return w, nil
+	}
+	return "", fmt.Errorf("rl: unknown whitening set %q (want response or policy)", name)
+}
 
 // ParseEstimator returns the estimator with the given name, or an error naming it.
 func ParseEstimator(name string) (Estimator, error) {
@@ -96,12 +117,19 @@ func GroupBaseline(scores []float64, groups []int, divStd bool) ([]float64, erro
 }
 
 // Advantages computes per-token advantages for a batch: scores[i] is trajectory i's scalar
-// reward, groups[i] its group (prompt) id, mask[i] its response tokens' loss mask. The result
-// has mask's shape, zero off the mask. It returns an error for an unknown estimator or
+// reward, groups[i] its group (prompt) id, mask[i] its response tokens' loss mask, and
+// whiten[i] the tokens ReinforcePPBaseline whitens over (nil: the mask). The result has
+// mask's shape, zero off the mask. It returns an error for an unknown estimator or
 // mismatched lengths.
-func Advantages(est Estimator, scores []float64, groups []int, mask [][]bool) ([][]float32, error) {
+func Advantages(est Estimator, scores []float64, groups []int, mask, whiten [][]bool) ([][]float32, error) {
 	if len(mask) != len(scores) {
 		return nil, fmt.Errorf("rl: %d scores but %d mask rows", len(scores), len(mask))
+	}
+	if whiten == nil {
+		whiten = mask
+	}
+	if len(whiten) != len(scores) {
+		return nil, fmt.Errorf("rl: %d scores but %d whitening rows", len(scores), len(whiten))
 	}
 	var seq []float64
 	var err error
@@ -119,7 +147,7 @@ func Advantages(est Estimator, scores []float64, groups []int, mask [][]bool) ([
 	if est == ReinforcePPBaseline {
 		var n int
 		var sum float64
-		for i, row := range mask {
+		for i, row := range whiten {
 			for _, m := range row {
 				if m {
 					n++
@@ -131,7 +159,7 @@ func Advantages(est Estimator, scores []float64, groups []int, mask [][]bool) ([
 		if n > 0 {
 			mu = sum / float64(n)
 		}
-		for i, row := range mask {
+		for i, row := range whiten {
 			for _, m := range row {
 				if m {
 					d := seq[i] - mu

@@ -61,6 +61,17 @@ func TestAdvantages(t *testing.T) {
 	// reinforce_pp_baseline case: group means give 0.5, -0.5 (group 0) and 3 (single).
 	// Masked token values .5,.5,-.5,-.5,3: mean 0.6, squared deviations sum 8.2, var 8.2/4.
 	sd := math.Sqrt(8.2/4 + 1e-8)
+	// The same batch whitened over every response token (row 1's interpreter token too):
+	// values .5,.5,-.5,-.5,-.5,3.
+	all := []float64{.5, .5, -.5, -.5, -.5, 3}
+	var mu, ssq float64
+	for _, v := range all {
+		mu += v / 6
+	}
+	for _, v := range all {
+		ssq += (v - mu) * (v - mu)
+	}
+	sdAll := math.Sqrt(ssq/5 + 1e-8)
 	tests := []struct {
 		name   string
 		est    Estimator
@@ -78,6 +89,8 @@ func TestAdvantages(t *testing.T) {
 			[]float64{4.0 / 3, -2.0 / 3, -2.0 / 3}},
 		{"reinforce_pp_baseline", ReinforcePPBaseline, []float64{1, 0, 3}, []int{0, 0, 1}, mask("11", "101", "1"),
 			[]float64{-0.1 / sd, -1.1 / sd, 2.4 / sd}},
+		{"reinforce_pp_baseline over all response tokens", ReinforcePPBaseline, []float64{1, 0, 3}, []int{0, 0, 1}, mask("11", "101", "1"),
+			[]float64{(.5 - mu) / sdAll, (-.5 - mu) / sdAll, (3 - mu) / sdAll}},
 		{"reinforce_pp_baseline equal rewards", ReinforcePPBaseline, []float64{1, 1}, []int{0, 0}, mask("11", "1"), []float64{0, 0}},
 		{"reinforce_pp_baseline one token", ReinforcePPBaseline, []float64{1, 0}, []int{0, 0}, mask("1", "000"), []float64{0, 0}},
 		{"reinforce_pp_baseline empty rows", ReinforcePPBaseline, []float64{1, -1, 1}, []int{0, 0, 0}, mask("", "1", "1"),
@@ -86,7 +99,11 @@ func TestAdvantages(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := Advantages(tc.est, tc.scores, tc.groups, tc.mask)
+			var whiten [][]bool // nil: the mask
+			if strings.Contains(tc.name, "all response tokens") {
+				whiten = mask("11", "111", "1")
+			}
+			got, err := Advantages(tc.est, tc.scores, tc.groups, tc.mask, whiten)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -111,7 +128,7 @@ func TestAdvantagesErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Advantages(tc.est, tc.scores, tc.groups, tc.mask)
+			_, err := Advantages(tc.est, tc.scores, tc.groups, tc.mask, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want one containing %q", err, tc.want)
 			}

@@ -25,7 +25,7 @@ func BenchmarkPolicyLoss(b *testing.B) {
 			}
 			grad := zeros(logp)
 			for b.Loop() {
-				adv, err := Advantages(ReinforcePPBaseline, scores, groups, m)
+				adv, err := Advantages(ReinforcePPBaseline, scores, groups, m, nil)
 				if err != nil {
 					b.Fatal(err)
 				}

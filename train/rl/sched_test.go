@@ -3,6 +3,8 @@ package rl
 import (
 	"math"
 	"testing"
+
+	"cir/train/rollout"
 )
 
 func TestBudget(t *testing.T) {
@@ -102,5 +104,13 @@ func TestOverlong(t *testing.T) {
 	}
 	if !m[0][0] || m[1][0] || m[1][2] || !m[2][0] {
 		t.Errorf("mask after filter = %v", m)
+	}
+}
+
+// TestDefaultBudgetShared: the settings' default budget (package rollout, which cannot import
+// this one) is this package's.
+func TestDefaultBudgetShared(t *testing.T) {
+	if rollout.DefaultBudget != DefaultBudget.String() {
+		t.Fatalf("rollout.DefaultBudget %q, rl.DefaultBudget %q", rollout.DefaultBudget, DefaultBudget.String())
 	}
 }

@@ -92,8 +92,12 @@ func TestWithModel(t *testing.T) {
 	ex := rollout.ExecFunc(func(_ context.Context, code string, _ int) rollout.ExecResult {
 		return rollout.ExecResult{Output: "42 from " + strings.TrimSpace(code), Kind: rollout.KindOK}
 	})
+	chat, err := tokenizer.BuiltinTemplate().Render([]tokenizer.Message{{Role: "user", Content: rollout.UserMessage("What is 6*7?")}}, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	prompts := [][]int32{
-		tok.Encode(tokenizer.ChatTemplate([]tokenizer.Message{{Role: "user", Content: rollout.UserMessage("What is 6*7?")}}, true)),
+		tok.Encode(chat),
 		tok.EncodePlain("short prompt"),
 	}
 	e := &rollout.Engine{Policy: p, Tok: tok, Exec: ex, Config: rollout.Config{

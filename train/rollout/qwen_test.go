@@ -34,7 +34,11 @@ func TestInterleaveQwen(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			prompt := Prompt(tok, "Q?")
+			text, err := tokenizer.BuiltinTemplate().Render([]tokenizer.Message{{Role: "user", Content: UserMessage("Q?")}}, true, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prompt := tok.Encode(text)
 			turns := [][]int32{tok.EncodePlain(tc.first), tok.EncodePlain("Done.")}
 			p := newFake(1, 1024, scriptedWith(tok, eos, map[string][][]int32{tok.Decode(prompt): turns}))
 			ex := ExecFunc(func(_ context.Context, code string, _ int) ExecResult {

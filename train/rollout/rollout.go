@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -354,6 +355,9 @@ func (r *runner) sampled(s *seq, smp Sample) {
 		code, end, ok := s.scan.next()
 		if !ok {
 			break
+		}
+		if strings.TrimSpace(code) == "" {
+			continue // an empty block is not executed and does not use the budget (reference)
 		}
 		if len(t.Calls) >= r.c.MaxCalls {
 			t.Skipped++

@@ -2,8 +2,8 @@ package rollout
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"slices"
@@ -52,6 +52,19 @@ func interleaveCases(t *testing.T) []interleaveCase {
 			maxCall: 2, exec: echo,
 			text:   "Compute.\n```python\nprint(1)\n```\n" + out("ran:print(1)") + "Answer 2.<eos>",
 			calls:  []wantCall{{"print(1)\n", "ran:print(1)", KindOK}},
+			finish: FinishEOS,
+		},
+		{
+			// An empty block is not executed and does not use the budget: with a budget of
+			// one, the block after it still runs.
+			name: "empty block is text",
+			turns: [][]int32{
+				seqOf("Plan: ", tOpen, "\n  \n", tFenceNL, "then ", tOpen, "print(8)\n", tFenceNL),
+				seqOf("eight"),
+			},
+			maxCall: 1, exec: echo,
+			text:   "Plan: ```python\n\n  \n```\nthen ```python\nprint(8)\n```\n" + out("ran:print(8)") + "eight<eos>",
+			calls:  []wantCall{{"print(8)\n", "ran:print(8)", KindOK}},
 			finish: FinishEOS,
 		},
 		{

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -17,11 +18,15 @@ import (
 func TestToyTeacher(t *testing.T) {
 	cfg := config.Default()
 	if err := cfg.Apply([]string{"data.toy.enabled=true", "data.toy.train=600", "data.toy.eval=30",
-		"data.toy.kinds=[mul,powmod,digsum]", "data.toy.direct=mul:1,powmod:0.5"}); err != nil {
+		"data.toy.kinds=[mul,powmod,digsum]", "data.toy.direct=mul:1,powmod:0.5", "data.template=toy"}); err != nil {
 		t.Fatal(err)
 	}
 	tok := tokenizer.NewByte()
-	tr, ev, err := loadTasks(cfg, tok)
+	p, err := NewPrompter(tok, "", cfg.Data.PromptSettings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, ev, err := loadTasks(cfg, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +56,7 @@ func TestToyTeacher(t *testing.T) {
 	if err := cfg.Apply([]string{"data.toy.direct=mul:2"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := loadTasks(cfg, tok); err == nil || !strings.Contains(err.Error(), "data.toy.direct") {
+	if _, _, err := loadTasks(cfg, p); err == nil || !strings.Contains(err.Error(), "data.toy.direct") {
 		t.Errorf("bad teacher: err = %v, want one naming data.toy.direct", err)
 	}
 }
@@ -68,7 +73,7 @@ func TestSFTLowersLossAndResetsOptimizer(t *testing.T) {
 		}
 	}
 	var first, last float64
-	if err := tr.SFT(func(step int, loss float64) {
+	if err := tr.SFT(context.Background(), func(step int, loss float64) {
 		if step == 1 {
 			first = loss
 		}
