@@ -4,10 +4,11 @@ GO      ?= go
 BIN     := bin/cir
 TAGS    :=
 APT     := scripts/apt-install.sh
-# Debian packages: OpenBLAS for the CPU backend; the sandbox's Python with numpy and sympy under
-# bubblewrap; PyTorch for the parity tests and benchmarks only.
-BUILD_PKGS := gcc libc6-dev libopenblas-dev
-RUN_PKGS   := $(BUILD_PKGS) python3 python3-numpy python3-sympy bubblewrap
+# Debian packages: OpenBLAS for the CPU backend (opened at run time: engine/cpu/blas.go); the
+# sandbox's Python with numpy and sympy under bubblewrap; PyTorch for the parity tests and
+# benchmarks only.
+BUILD_PKGS := gcc libc6-dev
+RUN_PKGS   := $(BUILD_PKGS) libopenblas0 python3 python3-numpy python3-sympy bubblewrap
 TEST_PKGS  := $(RUN_PKGS) python3-torch
 TEST_DEPS  := deps
 
