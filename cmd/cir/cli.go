@@ -33,7 +33,7 @@ var commands = []command{
 	{"generate", "--model DIR --prompt P [flags]", "sample a tool-interleaved answer", cmdGenerate},
 	{"train", "--config RUN.yaml [key=value ...]", "train with RL and the code interpreter", cmdTrain},
 	{"eval", "--model DIR --bench FILE.jsonl --n K", "evaluate on a benchmark", cmdEval},
-	{"bench", "train|decode|... [flags]", "measure throughput", cmdBench},
+	{"bench", "all|gemm|train|decode [flags]", "measure speed against references in the same run", cmdBench},
 	{"plot", "metrics.jsonl -o curves.png", "plot training curves", cmdPlot},
 }
 

@@ -16,10 +16,19 @@ import (
 func (e *env) deviceFlags(fs *flag.FlagSet) func() (engine.Backend, error) {
 	dev := fs.String("device", "auto", "cpu, cuda:N, or auto (the first GPU when one is usable, else the CPU)")
 	threads := fs.Int("threads", runtime.NumCPU(), "CPU threads")
+	openCPU := func() (engine.Backend, error) {
+		k, err := cpu.GEMMKernels()
+		if err != nil {
+			return nil, errorf("make deps-run installs it", "%v", err)
+		}
+		b := cpu.New(*threads)
+		fmt.Fprintf(e.stderr, "cpu: %d threads; %s\n", b.Threads(), k)
+		return b, nil
+	}
 	return func() (engine.Backend, error) {
 		switch {
 		case *dev == "cpu":
-			return cpu.New(*threads), nil
+			return openCPU()
 		case *dev == "auto":
 			if openCUDA != nil {
 				b, err := openCUDA(0)
@@ -28,7 +37,7 @@ func (e *env) deviceFlags(fs *flag.FlagSet) func() (engine.Backend, error) {
 				}
 				fmt.Fprintf(e.stderr, "no usable GPU (%v); running on the CPU\n", err)
 			}
-			return cpu.New(*threads), nil
+			return openCPU()
 		case strings.HasPrefix(*dev, "cuda"):
 			i, err := strconv.Atoi(strings.TrimPrefix(strings.TrimPrefix(*dev, "cuda"), ":"))
 			if *dev == "cuda" {
