@@ -25,9 +25,9 @@ func TestBenchGEMM(t *testing.T) {
 		Step   float64 `json:"step_gflops"`
 		StepPc float64 `json:"step_pct_of_peak"`
 		Layers []struct {
-			Name     string  `json:"name"`
-			Fwd      float64 `json:"forward_gflops"`
-			FwdPc    float64 `json:"forward_pct_of_peak"`
+			Name  string  `json:"name"`
+			Fwd   float64 `json:"forward_gflops"`
+			FwdPc float64 `json:"forward_pct_of_peak"`
 		} `json:"layers"`
 	}
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
