@@ -17,8 +17,14 @@ type peakTask struct {
 
 func (t *peakTask) run(w, lo, hi int) {
 	for i := lo; i < hi; i++ {
-		t.flops[w] += float64(C.cir_fma_loop(C.int(t.bits), C.long(t.iters)))
+		t.flops[w] += fmaLoop(t.bits, t.iters)
 	}
+}
+
+// fmaLoop runs iters iterations of the widest FMA loop of a CPU with the feature bits and
+// returns the floating-point operations done.
+func fmaLoop(bits int, iters int64) float64 {
+	return float64(C.cir_fma_loop(C.int(bits), C.long(iters)))
 }
 
 // PeakFLOPS measures the FP32 peak of the backend's threads: the widest FMA loop the CPU has
@@ -35,7 +41,7 @@ func (b *Backend) PeakFLOPS(d time.Duration) float64 {
 	t0 := time.Now()
 	iters := int64(1 << 14)
 	for {
-		C.cir_fma_loop(C.int(bits), C.long(iters))
+		fmaLoop(bits, iters)
 		if time.Since(t0) > 20*time.Millisecond {
 			break
 		}
