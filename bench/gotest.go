@@ -75,6 +75,19 @@ func ParseBench(out []byte) Results {
 	return r
 }
 
+// merge adds the results of another run.
+func (r Results) merge(o Results) {
+	for k, v := range o.Runs {
+		r.Runs[k] = append(r.Runs[k], v...)
+	}
+	for k, v := range o.Skipped {
+		r.Skipped[k] = v
+	}
+	for k, v := range o.Failed {
+		r.Failed[k] = v
+	}
+}
+
 // Values returns the values of unit over the runs of the benchmark name.
 func (r Results) Values(name, unit string) []float64 {
 	var out []float64

@@ -29,7 +29,7 @@ type Row struct {
 	RefValue float64 `json:"reference_value,omitempty"`
 	RefText  string  `json:"reference_text,omitempty"`
 	Ratio    float64 `json:"ratio,omitempty"`
-	RatioFmt string  `json:"-"`                 // how Ratio is shown: "%.2f×" (the default) or "%.0f%% of peak"
+	RatioFmt string  `json:"-"`                 // how Ratio is shown: "%.0f%% of peak"; by default "%.2f×" (from 10: "%.0f×")
 	Skipped  string  `json:"skipped,omitempty"` // why the row was not measured
 	Err      string  `json:"error,omitempty"`   // why the measurement failed
 }
@@ -99,7 +99,11 @@ func (r Row) ratio() string {
 		return "—"
 	}
 	f := r.RatioFmt
-	if f == "" {
+	switch {
+	case f != "":
+	case r.Ratio >= 10:
+		f = "%.0f×"
+	default:
 		f = "%.2f×"
 	}
 	return fmt.Sprintf(f, r.Ratio)
