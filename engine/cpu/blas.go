@@ -1,24 +1,27 @@
 package cpu
 
-// The GEMM library, chosen by measurement (the README's "CPU GEMM kernels" section has the
-// figures): OpenBLAS, opened at run time with its kernel set chosen from CPUID by the backend.
+// The GEMM library, chosen by measurement (scripts/blas_compare.c; the README's "CPU kernels"
+// section has the table): OpenBLAS, opened at run time with its kernel set chosen from CPUID.
+// On 2 Zen 5 cores (AVX-512), sgemm of the model's shapes split by rows as the backend runs
+// them, against the FMA peak of the same threads (432 GFLOP/s):
 //
-//   - OpenBLAS's own detection goes by CPU model number, so Debian's 0.3.21 runs its Prescott
-//     (SSE3) kernels on Xeons newer than it (family 6 model 207: 25-29 GFLOP/s where its
-//     SkylakeX kernels give 114-117). Its OPENBLAS_CORETYPE override is read once, by the
-//     library's constructor, so the backend sets it from the CPU's features (AVX-512 →
+//   - OpenBLAS 0.3.21, SkylakeX kernels: 79% of the peak over all shapes, 72% at the lowest.
+//     Its own detection goes by CPU model number: it picks Cooperlake (the same sgemm kernels)
+//     on this AMD CPU but Prescott (SSE3) on Xeons newer than it (family 6 model 207: 25-29
+//     GFLOP/s where SkylakeX gives 114-117). Its OPENBLAS_CORETYPE override is read once, by
+//     the library's constructor, so the backend sets it from the CPU's features (AVX-512 →
 //     SkylakeX, AVX2+FMA → Haswell, AVX → Sandybridge) and then dlopens the library. An
 //     OPENBLAS_CORETYPE inherited from the environment is overridden the same way (it is how
-//     users work around the misdetection, and a stale one costs 2× on a newer CPU);
-//     CIR_BLAS_CORETYPE forces a kernel set.
+//     users work around the misdetection, and a stale one costs 2×: Haswell's AVX2 kernels
+//     reach 43% here); CIR_BLAS_CORETYPE forces a kernel set.
 //   - Debian's BLIS 0.9 selects by features on Intel, but on AMD it knows families 0x17/0x19
-//     only: on Zen 5 it runs its generic C kernels (10% of the FP32 peak), and its
-//     BLIS_ARCH_TYPE override aborts in Debian's build.
-//   - oneDNN's sgemm (libdnnl 2.6) matches OpenBLAS on large shapes but is 1.7-2× slower on
-//     the model's narrow ones (512×768×512, 512×512×512).
-//   - Our own AVX-512 micro-kernel reached 97% of the peak on data in L1, but without shared
-//     packing it lost to OpenBLAS on the model's shapes; OpenBLAS's SkylakeX kernels reach about
-//     80% of the AVX-512 peak on 2 Zen 5 cores.
+//     only: on Zen 5 it runs its generic C kernels (13%), and its BLIS_ARCH_TYPE override
+//     aborts in Debian's build.
+//   - oneDNN 2.6's sgemm (libdnnl2, installed with PyTorch) measured the same as OpenBLAS
+//     (80%, lowest 70%): no reason for a second library.
+//   - A micro-kernel of our own (AVX-512, 12×32) reached 96% of one core's peak on data in L1,
+//     but a whole GEMM also needs packing shared across threads and edge paths for each ISA to
+//     beat OpenBLAS's 79%; not worth its upkeep while OpenBLAS is this close.
 
 /*
 #cgo CFLAGS: -O2
