@@ -50,7 +50,7 @@ type Kernels struct {
 }
 
 // String is one line for start-up logs, e.g. "GEMM: OpenBLAS 0.3.21 SkylakeX kernels
-// (AVX-512) on AMD EPYC (family 26 model 2)".
+// (AVX-512) on <CPUID brand> (family 26 model 2)", with any note appended.
 func (k Kernels) String() string {
 	lib := k.Library
 	if f := strings.Fields(lib); len(f) >= 2 {
@@ -105,11 +105,14 @@ func loadBLAS() {
 	cpu := HostCPU()
 	k := Kernels{CPU: cpu, Wanted: coreFor(cpu.bits)}
 	var notes []string
-	if v := os.Getenv("CIR_BLAS_CORETYPE"); v != "" {
-		k.Wanted = v
-		notes = append(notes, "CIR_BLAS_CORETYPE="+v)
-	} else if v := os.Getenv("OPENBLAS_CORETYPE"); v != "" && !strings.EqualFold(v, k.Wanted) && k.Wanted != "" {
-		notes = append(notes, fmt.Sprintf("OPENBLAS_CORETYPE=%s overridden (CIR_BLAS_CORETYPE forces a kernel set)", v))
+	switch env := os.Getenv("OPENBLAS_CORETYPE"); {
+	case os.Getenv("CIR_BLAS_CORETYPE") != "":
+		k.Wanted = os.Getenv("CIR_BLAS_CORETYPE")
+		notes = append(notes, "CIR_BLAS_CORETYPE="+k.Wanted)
+	case env != "" && k.Wanted == "": // no AVX: nothing better to offer
+		k.Wanted = env
+	case env != "" && !strings.EqualFold(env, k.Wanted):
+		notes = append(notes, fmt.Sprintf("OPENBLAS_CORETYPE=%s overridden (CIR_BLAS_CORETYPE forces a kernel set)", env))
 	}
 	want := C.CString(k.Wanted)
 	defer C.free(unsafe.Pointer(want))

@@ -1,8 +1,6 @@
 // The GEMM library of the CPU backend: OpenBLAS, opened with dlopen after choosing its kernels
 // from CPUID (see blas.go for why).
 #include <dlfcn.h>
-#include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -18,6 +18,9 @@ type gemmTask struct {
 const gemmBlock = 16
 
 func (t *gemmTask) run(_, lo, hi int) {
+	if lo >= hi {
+		return
+	}
 	lo *= gemmBlock
 	if t.cols {
 		hi = min(hi*gemmBlock, t.n)
