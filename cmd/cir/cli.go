@@ -28,11 +28,12 @@ var commands = []command{
 	{"grad", "--model DIR --input F.jsonl --out G.safetensors", "gradient of the mean token loss", cmdGrad},
 	{"tokenize", "--tokenizer T [--jsonl]", "text on stdin to token ids", cmdTokenize},
 	{"detokenize", "--tokenizer T", "token ids on stdin to text", cmdDetokenize},
-	{"grade", "", "grade JSONL {pred, gold} lines against each other", cmdGrade},
+	{"grade", "[--mode boxed|lenient]", "grade JSONL {pred, gold} lines against each other", cmdGrade},
 	{"exec", "[--stateful] [--timeout S]", "run Python code from stdin in the sandbox", cmdExec},
 	{"generate", "--model DIR --prompt P [flags]", "sample a tool-interleaved answer", cmdGenerate},
 	{"train", "--config RUN.yaml [key=value ...]", "train with RL and the code interpreter", cmdTrain},
 	{"eval", "--model DIR --bench FILE.jsonl --n K", "evaluate on a benchmark", cmdEval},
+	{"convert", "--in SRC --out DST [--to hf|gguf] [--dtype f32|bf16|f16|q8_0] [--max-shard-size 5GB] [--verify] [--force]", "convert checkpoints: HF safetensors, GGUF, training runs", cmdConvert},
 	{"bench", "all|gemm|train|decode [flags]", "measure speed against references in the same run", cmdBench},
 	{"plot", "metrics.jsonl -o curves.png", "plot training curves", cmdPlot},
 }

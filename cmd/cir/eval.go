@@ -81,7 +81,8 @@ func cmdEval(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	t.Model, t.Tok, t.EOS, t.Scorer = m, tok, tok.EOS(), reward.Default()
+	// Evaluation reads answers leniently, as the reference evaluation does.
+	t.Model, t.Tok, t.EOS, t.Scorer = m, tok, tok.EOS(), &reward.Checker{Correct: 1, Wrong: -1, Mode: reward.Lenient}
 	maxPrompt := 0
 	for _, task := range tasks {
 		maxPrompt = max(maxPrompt, len(task.Prompt))

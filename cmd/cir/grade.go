@@ -25,13 +25,15 @@ type gradeOut struct {
 }
 
 // cmdGrade reads JSONL {"pred": completion-or-answer, "gold": reference} on stdin and writes
-// one line {"correct", "answer", "reward"} per input line, in order. A malformed line stops
-// the run with an error naming the line.
+// one line {"correct", "answer", "reward"} per input line, in order. The answer is extracted
+// from pred by --mode (lenient by default, as for evaluation) and from gold as leniently as a
+// completion. A malformed line stops the run with an error naming the line.
 func cmdGrade(e *env, args []string) error {
 	fs := e.flags("grade")
 	correct := fs.Float64("correct", 1, "reward of an answer equivalent to gold")
 	wrong := fs.Float64("wrong", -1, "reward of any other answer, or of no answer")
 	timeout := fs.Duration("timeout", reward.DefaultTimeout, "deadline of one check")
+	mode := fs.String("mode", "lenient", "where the answer is looked for in pred: boxed (only the last \\boxed{}, the training reward) or lenient (also \"Final Answer: ...\", the last math or number)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -41,7 +43,11 @@ func cmdGrade(e *env, args []string) error {
 	if *timeout <= 0 {
 		return errorf("e.g. --timeout 1s", "grade: --timeout must be positive, got %v", *timeout)
 	}
-	ck := &reward.Checker{Correct: *correct, Wrong: *wrong, Timeout: *timeout}
+	m, err := reward.ParseMode(*mode)
+	if err != nil {
+		return errorf("use --mode boxed or --mode lenient", "grade: --mode %q is not a mode", *mode)
+	}
+	ck := &reward.Checker{Correct: *correct, Wrong: *wrong, Timeout: *timeout, Mode: m}
 	out := bufio.NewWriter(e.stdout)
 	defer out.Flush()
 	in := bufio.NewReader(e.stdin)

@@ -46,6 +46,42 @@ func TestGradeRewards(t *testing.T) {
 	}
 }
 
+// TestGradeMode: --mode boxed takes only the last box (the training reward); the default,
+// lenient, also reads a "Final Answer" sentence. The gold is a worked solution either way.
+func TestGradeMode(t *testing.T) {
+	in := strings.Join([]string{
+		`{"pred": "Final Answer: The final answer is $42$. I hope it is correct.", "gold": "So the answer is $\\boxed{42}$."}`,
+		`{"pred": "We get \\boxed{42}.", "gold": "So the answer is $\\boxed{42}$."}`,
+		`{"pred": "The total is 1 000 apples", "gold": "1000"}`,
+	}, "\n")
+	for _, c := range []struct {
+		args []string
+		want []gradeOut
+	}{
+		{nil, []gradeOut{{true, "42", 1}, {true, "42", 1}, {true, "1 000", 1}}},
+		{[]string{"--mode", "lenient"}, []gradeOut{{true, "42", 1}, {true, "42", 1}, {true, "1 000", 1}}},
+		{[]string{"--mode", "boxed"}, []gradeOut{{false, "", -1}, {true, "42", 1}, {false, "", -1}}},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(append([]string{"grade"}, c.args...), strings.NewReader(in), &out, &errb); code != 0 {
+			t.Fatalf("%v: exit %d, stderr %q", c.args, code, errb.String())
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		if len(lines) != len(c.want) {
+			t.Fatalf("%v: got %d lines %q, want %d", c.args, len(lines), out.String(), len(c.want))
+		}
+		for i, l := range lines {
+			var got gradeOut
+			if err := json.Unmarshal([]byte(l), &got); err != nil {
+				t.Fatalf("%v: line %d %q: %v", c.args, i+1, l, err)
+			}
+			if got != c.want[i] {
+				t.Errorf("%v: line %d = %+v, want %+v", c.args, i+1, got, c.want[i])
+			}
+		}
+	}
+}
+
 func TestGradeErrors(t *testing.T) {
 	cases := []struct {
 		name, in string
@@ -59,6 +95,7 @@ func TestGradeErrors(t *testing.T) {
 		{"number for a string", `{"pred": 1, "gold": "1"}`, nil, "Error: line 1: invalid JSON"},
 		{"bad flag", ``, []string{"--nope"}, "Error: grade:"},
 		{"bad timeout", ``, []string{"--timeout", "0s"}, "Error: grade: --timeout must be positive"},
+		{"bad mode", ``, []string{"--mode", "strict"}, `Error: grade: --mode "strict" is not a mode (use --mode boxed or --mode lenient)`},
 		{"argument", ``, []string{"file.jsonl"}, `Error: grade: unexpected argument "file.jsonl"`},
 	}
 	for _, c := range cases {

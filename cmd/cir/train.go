@@ -15,7 +15,6 @@ import (
 	"cir/train/ckpt"
 	"cir/train/config"
 	"cir/train/metrics"
-	"cir/train/reward"
 )
 
 // runBackend opens the backend named by a run config's device and threads.
@@ -62,7 +61,11 @@ func cmdTrain(e *env, args []string) error {
 		return err
 	}
 	defer b.Close()
-	job, err := train.Open(ctx, cfg, b, &reward.Checker{Correct: cfg.Reward.Correct, Wrong: cfg.Reward.Wrong}, e.stderr)
+	ck, err := cfg.Reward.Checker()
+	if err != nil {
+		return err
+	}
+	job, err := train.Open(ctx, cfg, b, ck, e.stderr)
 	if err != nil {
 		return err
 	}

@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 )
 
 // The file names of an HF checkpoint directory.
@@ -232,6 +234,15 @@ func (s *Set) ReadRaw(name string, dst []byte) error {
 	return f.ReadRaw(name, dst)
 }
 
+// Section returns a reader of the tensor name's stored bytes; see File.Section.
+func (s *Set) Section(name string) (*io.SectionReader, error) {
+	f, err := s.file(name)
+	if err != nil {
+		return nil, err
+	}
+	return f.Section(name)
+}
+
 // Close closes every file of the set and returns the first error.
 func (s *Set) Close() error {
 	var first error
@@ -254,32 +265,37 @@ var shardName = regexp.MustCompile(`^model-[0-9]{5}-of-[0-9]{5}\.safetensors$`)
 // one does not use are removed, so OpenDir reads what was written. Errors about the tensors
 // are *FormatError.
 func WriteSharded(dir string, tensors []Tensor, maxShardBytes int64) error {
+	specs, data, err := specsOf(dir, tensors)
+	if err != nil {
+		return err
+	}
+	return WriteShardedStream(dir, specs, maxShardBytes, func(s Spec, w io.Writer) error {
+		_, err := w.Write(data[s.Name])
+		return err
+	})
+}
+
+// WriteShardedStream is WriteSharded with each tensor's data supplied by fill, as in
+// WriteStream: one tensor is in flight at a time, whatever the size of the checkpoint.
+func WriteShardedStream(dir string, specs []Spec, maxShardBytes int64, fill func(s Spec, w io.Writer) error) error {
 	if maxShardBytes <= 0 {
 		return fmt.Errorf("safetensors: WriteSharded %s: maxShardBytes must be positive, got %d", dir, maxShardBytes)
 	}
-	if _, err := order(dir, tensors, nil); err != nil {
+	if _, err := order(dir, specs, nil); err != nil {
 		return err
 	}
-	ts := slices.Clone(tensors)
-	slices.SortFunc(ts, func(a, b Tensor) int {
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
-		}
-		return 0
-	})
-	var shards [][]Tensor
-	var cur []Tensor
+	ss := slices.Clone(specs)
+	slices.SortFunc(ss, func(a, b Spec) int { return strings.Compare(a.Name, b.Name) })
+	var shards [][]Spec
+	var cur []Spec
 	var curBytes, total int64
-	for _, t := range ts {
-		n := int64(len(t.Data))
+	for _, s := range ss {
+		n := s.Size()
 		if len(cur) > 0 && curBytes+n > maxShardBytes {
 			shards = append(shards, cur)
 			cur, curBytes = nil, 0
 		}
-		cur = append(cur, t)
+		cur = append(cur, s)
 		curBytes += n
 		total += n
 	}
@@ -292,7 +308,7 @@ func WriteSharded(dir string, tensors []Tensor, maxShardBytes int64) error {
 	meta := map[string]string{"format": "pt"}
 	keep := map[string]bool{}
 	if len(shards) == 1 {
-		if err := Write(filepath.Join(dir, SingleFile), shards[0], meta); err != nil {
+		if err := WriteStream(filepath.Join(dir, SingleFile), shards[0], meta, fill); err != nil {
 			return err
 		}
 		keep[SingleFile] = true
@@ -301,12 +317,12 @@ func WriteSharded(dir string, tensors []Tensor, maxShardBytes int64) error {
 	weights := map[string]string{}
 	for i, sh := range shards {
 		name := fmt.Sprintf("model-%05d-of-%05d.safetensors", i+1, len(shards))
-		if err := Write(filepath.Join(dir, name), sh, meta); err != nil {
+		if err := WriteStream(filepath.Join(dir, name), sh, meta, fill); err != nil {
 			return err
 		}
 		keep[name] = true
-		for _, t := range sh {
-			weights[t.Name] = name
+		for _, s := range sh {
+			weights[s.Name] = name
 		}
 	}
 	idx, err := json.MarshalIndent(map[string]any{

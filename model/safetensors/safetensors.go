@@ -443,6 +443,16 @@ func (f *File) ReadRaw(name string, dst []byte) error {
 	return f.readAt(name, dst, info.Offset)
 }
 
+// Section returns a reader of the tensor's stored bytes (little-endian, Info(name).Size of
+// them), for reading a large tensor in pieces. It is valid until Close.
+func (f *File) Section(name string) (*io.SectionReader, error) {
+	info, err := f.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	return io.NewSectionReader(f.r, info.Offset, info.Size), nil
+}
+
 func (f *File) readAt(name string, dst []byte, off int64) error {
 	if len(dst) == 0 {
 		return nil

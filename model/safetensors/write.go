@@ -6,12 +6,14 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -58,70 +60,106 @@ func F16Tensor(name string, shape []int64, x []float32) Tensor {
 	return t
 }
 
-// check validates t as an entry of file.
-func (t Tensor) check(file string) error {
+// Spec describes one tensor to write without its data: WriteStream and WriteShardedStream
+// take specs and ask for each tensor's bytes when they reach it.
+type Spec struct {
+	Name  string
+	DType string
+	Shape []int64
+}
+
+// Size is the number of data bytes of the tensor, product(Shape)*DTypeSize(DType) (0 for an
+// unknown dtype; call on a spec whose shape does not overflow).
+func (s Spec) Size() int64 {
+	n := int64(DTypeSize(s.DType))
+	for _, d := range s.Shape {
+		n *= d
+	}
+	return n
+}
+
+// Spec is the tensor's name, dtype and shape.
+func (t Tensor) Spec() Spec { return Spec{Name: t.Name, DType: t.DType, Shape: t.Shape} }
+
+// check validates s as an entry of file.
+func (s Spec) check(file string) error {
 	ferr := func(field, format string, args ...any) error {
-		return &FormatError{File: file, Tensor: t.Name, Field: field, Msg: fmt.Sprintf(format, args...)}
+		return &FormatError{File: file, Tensor: s.Name, Field: field, Msg: fmt.Sprintf(format, args...)}
 	}
-	if t.Name == "" || t.Name == "__metadata__" {
-		return ferr("", "%q cannot name a tensor", t.Name)
+	if s.Name == "" || s.Name == "__metadata__" {
+		return ferr("", "%q cannot name a tensor", s.Name)
 	}
-	if !utf8.ValidString(t.Name) {
+	if !utf8.ValidString(s.Name) {
 		return ferr("", "name is not valid UTF-8")
 	}
-	size := DTypeSize(t.DType)
-	if size == 0 {
-		return ferr("dtype", "unknown dtype %q", t.DType)
+	if DTypeSize(s.DType) == 0 {
+		return ferr("dtype", "unknown dtype %q", s.DType)
 	}
 	n := uint64(1)
-	for _, d := range t.Shape {
+	for _, d := range s.Shape {
 		if d < 0 {
-			return ferr("shape", "negative dim in %v", t.Shape)
+			return ferr("shape", "negative dim in %v", s.Shape)
 		}
 		hi, lo := bits.Mul64(n, uint64(d))
-		if (hi != 0 || lo > 1<<60) && !slices.Contains(t.Shape, 0) {
-			return ferr("shape", "%v is too large", t.Shape)
+		if (hi != 0 || lo > 1<<60) && !slices.Contains(s.Shape, 0) {
+			return ferr("shape", "%v is too large", s.Shape)
 		}
 		n = lo
-	}
-	if n*uint64(size) != uint64(len(t.Data)) {
-		return ferr("shape", "%v of %s needs %d bytes, Data holds %d", t.Shape, t.DType, n*uint64(size), len(t.Data))
 	}
 	return nil
 }
 
-// order sorts tensors the way the reference writer lays them out: larger dtype rank first
-// (alignment), then by name. It checks names are unique.
-func order(file string, tensors []Tensor, metadata map[string]string) ([]Tensor, error) {
+// check validates t as an entry of file.
+func (t Tensor) check(file string) error {
+	if err := t.Spec().check(file); err != nil {
+		return err
+	}
+	if n := t.Spec().Size(); n != int64(len(t.Data)) {
+		return &FormatError{File: file, Tensor: t.Name, Field: "shape", Msg: fmt.Sprintf("%v of %s needs %d bytes, Data holds %d", t.Shape, t.DType, n, len(t.Data))}
+	}
+	return nil
+}
+
+// order sorts specs the way the reference writer lays them out: larger dtype rank first
+// (alignment), then by name. It checks each spec and that names are unique.
+func order(file string, specs []Spec, metadata map[string]string) ([]Spec, error) {
 	for k, v := range metadata {
 		if !utf8.ValidString(k) || !utf8.ValidString(v) {
 			return nil, &FormatError{File: file, Field: "__metadata__", Msg: fmt.Sprintf("key %q: not valid UTF-8", k)}
 		}
 	}
-	ts := slices.Clone(tensors)
-	slices.SortFunc(ts, func(a, b Tensor) int {
+	ss := slices.Clone(specs)
+	slices.SortFunc(ss, func(a, b Spec) int {
 		if ra, rb := dtypes[a.DType].rank, dtypes[b.DType].rank; ra != rb {
 			return rb - ra
 		}
-		if a.Name < b.Name {
-			return -1
-		}
-		if a.Name > b.Name {
-			return 1
-		}
-		return 0
+		return strings.Compare(a.Name, b.Name)
 	})
-	seen := make(map[string]bool, len(ts))
-	for _, t := range ts {
-		if err := t.check(file); err != nil {
+	seen := make(map[string]bool, len(ss))
+	for _, s := range ss {
+		if err := s.check(file); err != nil {
 			return nil, err
 		}
-		if seen[t.Name] {
-			return nil, &FormatError{File: file, Tensor: t.Name, Msg: "given twice"}
+		if seen[s.Name] {
+			return nil, &FormatError{File: file, Tensor: s.Name, Msg: "given twice"}
 		}
-		seen[t.Name] = true
+		seen[s.Name] = true
 	}
-	return ts, nil
+	return ss, nil
+}
+
+// specsOf checks tensors and returns their specs and a map from name to data.
+func specsOf(file string, tensors []Tensor) ([]Spec, map[string][]byte, error) {
+	specs := make([]Spec, len(tensors))
+	data := make(map[string][]byte, len(tensors))
+	for i, t := range tensors {
+		if err := t.check(file); err != nil {
+			return nil, nil, err
+		}
+		specs[i] = t.Spec()
+		data[t.Name] = t.Data
+	}
+	return specs, data, nil
 }
 
 // jsonString writes s as a JSON string without HTML escaping.
@@ -133,8 +171,8 @@ func jsonString(b *bytes.Buffer, s string) {
 	b.Write(bytes.TrimSuffix(tmp.Bytes(), []byte("\n")))
 }
 
-// header builds the padded JSON header for tensors already in file order.
-func header(ts []Tensor, metadata map[string]string) []byte {
+// header builds the padded JSON header for specs already in file order.
+func header(ts []Spec, metadata map[string]string) []byte {
 	var b bytes.Buffer
 	b.WriteByte('{')
 	// Like the reference writer, a non-nil metadata map is written even when empty.
@@ -170,7 +208,7 @@ func header(ts []Tensor, metadata map[string]string) []byte {
 			}
 			b.WriteString(strconv.FormatInt(d, 10))
 		}
-		end := off + int64(len(t.Data))
+		end := off + t.Size()
 		fmt.Fprintf(&b, `],"data_offsets":[%d,%d]}`, off, end)
 		off = end
 	}
@@ -184,16 +222,20 @@ func header(ts []Tensor, metadata map[string]string) []byte {
 // Encode returns the safetensors bytes of tensors and metadata, laid out as Write does.
 // Errors are *FormatError naming the tensor at fault.
 func Encode(tensors []Tensor, metadata map[string]string) ([]byte, error) {
-	ts, err := order("<memory>", tensors, metadata)
+	specs, data, err := specsOf("<memory>", tensors)
 	if err != nil {
 		return nil, err
 	}
-	hdr := header(ts, metadata)
+	ss, err := order("<memory>", specs, metadata)
+	if err != nil {
+		return nil, err
+	}
+	hdr := header(ss, metadata)
 	var out bytes.Buffer
 	binary.Write(&out, binary.LittleEndian, uint64(len(hdr)))
 	out.Write(hdr)
-	for _, t := range ts {
-		out.Write(t.Data)
+	for _, s := range ss {
+		out.Write(data[s.Name])
 	}
 	return out.Bytes(), nil
 }
@@ -204,23 +246,54 @@ func Encode(tensors []Tensor, metadata map[string]string) ([]byte, error) {
 // spaces to a multiple of 8 bytes. Errors about the tensors are *FormatError naming path and the
 // tensor (an unknown dtype, Data not matching Shape, an empty or repeated name).
 func Write(path string, tensors []Tensor, metadata map[string]string) error {
-	ts, err := order(path, tensors, metadata)
+	specs, data, err := specsOf(path, tensors)
 	if err != nil {
 		return err
 	}
-	hdr := header(ts, metadata)
+	return WriteStream(path, specs, metadata, func(s Spec, w io.Writer) error {
+		_, err := w.Write(data[s.Name])
+		return err
+	})
+}
+
+// WriteStream is Write with the data of each tensor supplied by fill, so that a file larger
+// than memory can be written one tensor at a time. fill is called once per spec, in file
+// order, and must write exactly s.Size() bytes to w; writing more or fewer is an error, and so
+// is any error fill returns (the file is then not created).
+func WriteStream(path string, specs []Spec, metadata map[string]string, fill func(s Spec, w io.Writer) error) error {
+	ss, err := order(path, specs, metadata)
+	if err != nil {
+		return err
+	}
+	hdr := header(ss, metadata)
 	return writeAtomic(path, func(w *bufio.Writer) error {
 		var n [8]byte
 		binary.LittleEndian.PutUint64(n[:], uint64(len(hdr)))
 		w.Write(n[:])
 		w.Write(hdr)
-		for _, t := range ts {
-			if _, err := w.Write(t.Data); err != nil {
-				return err
+		for _, s := range ss {
+			cw := &countWriter{w: w}
+			if err := fill(s, cw); err != nil {
+				return fmt.Errorf("tensor %q: %w", s.Name, err)
+			}
+			if cw.n != s.Size() {
+				return fmt.Errorf("tensor %q: %d bytes written, its shape %v of %s needs %d", s.Name, cw.n, s.Shape, s.DType, s.Size())
 			}
 		}
 		return nil
 	})
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // writeAtomic writes path through a temporary file in its directory and a rename.

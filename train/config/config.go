@@ -17,6 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"cir/train/reward"
 	"cir/train/rl"
 )
 
@@ -137,10 +138,21 @@ type Run struct {
 	Resume    bool   `yaml:"resume"`
 }
 
-// Reward holds the reward values.
+// Reward holds the reward values and where the answer is looked for.
 type Reward struct {
 	Correct float64 `yaml:"correct"`
 	Wrong   float64 `yaml:"wrong"`
+	Mode    string  `yaml:"mode"` // boxed: only the last \boxed{} (the reference recipe); lenient: also "Final Answer: ..." and the last number
+}
+
+// Checker returns the answer checker the reward section describes. It fails on an unknown
+// mode.
+func (r Reward) Checker() (*reward.Checker, error) {
+	m, err := reward.ParseMode(r.Mode)
+	if err != nil {
+		return nil, fmt.Errorf("config: reward.mode: %w", err)
+	}
+	return &reward.Checker{Correct: r.Correct, Wrong: r.Wrong, Mode: m}, nil
 }
 
 // Default returns the defaults of DESIGN.md ("RL algorithm"): n=16, 128 prompts a step, two
@@ -159,7 +171,7 @@ func Default() Config {
 		Optim: Optim{LR: 1e-6, Schedule: string(rl.LRConstant), Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
 			WeightDecay: 0.01, GradClip: 1, MiniBatches: 2, MicroTokens: 16384},
 		Run:    Run{Steps: 300, Seed: 1, OutDir: "runs/cir", SaveEvery: 50, KeepLast: 2, EvalN: 1, Device: "auto"},
-		Reward: Reward{Correct: 1, Wrong: -1},
+		Reward: Reward{Correct: 1, Wrong: -1, Mode: "boxed"},
 	}
 }
 
@@ -546,6 +558,9 @@ func (c *Config) Validate() error {
 		bad("rl.max_resample", "%d, want ≥ 0", c.RL.MaxResample)
 	}
 	pos("rl.ppo_epochs", c.RL.PPOEpochs)
+	if _, err := c.Reward.Checker(); err != nil {
+		errs = append(errs, err)
+	}
 	o := c.Optim
 	if err := c.LR().Validate(); err != nil {
 		bad("optim.schedule/lr/warmup_steps", "%v", err)

@@ -249,3 +249,44 @@ func TestDrGRPOAggregation(t *testing.T) {
 		}
 	}
 }
+
+// TestRewardMode: reward.mode selects the checker's extraction (boxed by default, as the
+// reference recipe trains), and an unknown mode is an error naming the key.
+func TestRewardMode(t *testing.T) {
+	completion := "Final Answer: The final answer is $42$. I hope it is correct."
+	for _, tc := range []struct {
+		overrides []string
+		correct   bool
+	}{
+		{nil, false},
+		{[]string{"reward.mode=boxed"}, false},
+		{[]string{"reward.mode=lenient"}, true},
+	} {
+		c := Default()
+		c.Data.Toy.Enabled = true
+		if err := c.Apply(tc.overrides); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("%v: %v", tc.overrides, err)
+		}
+		ck, err := c.Reward.Checker()
+		if err != nil {
+			t.Fatalf("%v: %v", tc.overrides, err)
+		}
+		if r := ck.Score(completion, "42"); r.Correct != tc.correct || r.Reward != map[bool]float64{true: 1, false: -1}[tc.correct] {
+			t.Errorf("%v: Score = %+v, want correct=%v", tc.overrides, r, tc.correct)
+		}
+		if r := ck.Score(`\boxed{42}`, "42"); !r.Correct {
+			t.Errorf("%v: a boxed answer must score in every mode: %+v", tc.overrides, r)
+		}
+	}
+	c := Default()
+	c.Data.Toy.Enabled = true
+	if err := c.Apply([]string{"reward.mode=strict"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "reward.mode") || !strings.Contains(err.Error(), `"strict"`) {
+		t.Errorf("reward.mode=strict: err = %v, want one naming reward.mode and the value", err)
+	}
+}

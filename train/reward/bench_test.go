@@ -18,14 +18,17 @@ func cpuTime() time.Duration {
 }
 
 // BenchmarkScore measures checks per second on one core over the reference answers of the
-// shared benchmarks: a completion boxing the answer as written ("same"), boxing it written
-// another way (p/q, a decimal, plain notation: "rewritten"), and boxing the next problem's
-// answer ("wrong"). checks/s is over wall time; checks/cpu-s over the CPU time the process
-// used (garbage collection included), which stays meaningful on a loaded machine.
+// shared benchmarks, in Boxed mode (the training reward): a completion boxing the answer as
+// written ("same"), boxing it written another way (p/q, a decimal, plain notation:
+// "rewritten"), and boxing the next problem's answer ("wrong"); and in Lenient mode: a
+// completion that states the answer in a "Final Answer" sentence without a box ("sentence"),
+// and the completions and golds of Math-Verify's test suite ("mathverify", long worked
+// solutions among them). checks/s is over wall time; checks/cpu-s over the CPU time the
+// process used (garbage collection included), which stays meaningful on a loaded machine.
 func BenchmarkScore(b *testing.B) {
 	answers := loadBenchAnswers(b)
 	type pair struct{ completion, gold string }
-	var same, rewritten, wrong []pair
+	var same, rewritten, wrong, sentence, suite []pair
 	for i, a := range answers {
 		g := unwrap(a.gold)
 		same = append(same, pair{"Thus the answer is $\\boxed{" + g + "}$.", a.gold})
@@ -34,12 +37,21 @@ func BenchmarkScore(b *testing.B) {
 		}
 		next := unwrap(answers[(i+1)%len(answers)].gold)
 		wrong = append(wrong, pair{"\\boxed{" + next + "}", a.gold})
+		sentence = append(sentence, pair{"We add them up.\nFinal Answer: The final answer is $" + g + "$. I hope it is correct.", a.gold})
 	}
-	ck := Default()
+	for _, c := range loadMathVerify(b) {
+		suite = append(suite, pair{c.Pred, c.Gold})
+	}
 	for _, set := range []struct {
 		name  string
+		mode  Mode
 		pairs []pair
-	}{{"pairs=same", same}, {"pairs=rewritten", rewritten}, {"pairs=wrong", wrong}} {
+	}{
+		{"mode=boxed/pairs=same", Boxed, same}, {"mode=boxed/pairs=rewritten", Boxed, rewritten},
+		{"mode=boxed/pairs=wrong", Boxed, wrong}, {"mode=lenient/pairs=sentence", Lenient, sentence},
+		{"mode=lenient/pairs=mathverify", Lenient, suite},
+	} {
+		ck := &Checker{Correct: 1, Wrong: -1, Mode: set.mode}
 		b.Run(set.name, func(b *testing.B) {
 			start, cpu := time.Now(), cpuTime()
 			n := 0

@@ -3,6 +3,7 @@ package reward
 import (
 	"errors"
 	"math"
+	"math/big"
 	"slices"
 	"strings"
 )
@@ -18,7 +19,8 @@ const (
 
 // compare decides whether pred is equivalent to gold; both are raw answer strings.
 func compare(pred, gold string, b *budget) bool {
-	pn, gn := normalize(pred), normalize(gold)
+	pn, pPct := normalizePct(pred)
+	gn, gPct := normalizePct(gold)
 	if pn == "" || gn == "" {
 		return false
 	}
@@ -35,16 +37,65 @@ func compare(pred, gold string, b *budget) bool {
 	if len(pn) > maxAnswer || len(gn) > maxAnswer {
 		return false
 	}
-	p, err := parseAnswer(pn)
+	p, err := parseLastEq(pn)
 	if err != nil {
 		return false
 	}
-	g, err := parseAnswer(gn)
+	g, err := parseLastEq(gn)
 	if err != nil {
 		return false
+	}
+	// A lone "a,b" is a decimal with a decimal comma when the other side is one number
+	// ("1,22" = 1.22), and a pair when it is a list ("-2,1" = "1, -2").
+	if d, ok := decimalComma(pn); ok && isScalar(g) {
+		if p, err = parseAnswer(d); err != nil {
+			return false
+		}
+	} else if d, ok := decimalComma(gn); ok && isScalar(p) {
+		if g, err = parseAnswer(d); err != nil {
+			return false
+		}
 	}
 	c := &cmp{b: b}
-	return c.top(p, g)
+	return c.top(p, g, pPct, gPct)
+}
+
+// parseLastEq parses s, and when that fails and s is a chain of two or more equals signs with
+// no list in it, its last side alone ("1 = \zzz = x = 0" is 0), as Math-Verify does.
+func parseLastEq(s string) (*node, error) {
+	n, err := parseAnswer(s)
+	if err == nil || strings.Count(s, "=") < 2 || strings.ContainsAny(s, ",;") {
+		return n, err
+	}
+	i := strings.LastIndexByte(s, '=')
+	if i > 0 && strings.IndexByte("<>!\\", s[i-1]) >= 0 {
+		return n, err
+	}
+	return parseAnswer(strings.TrimSpace(s[i+1:]))
+}
+
+// decimalComma returns s with its comma made a decimal point when s is a single number
+// written with one comma that is not a thousands separator ("1,22", "0,111", "1000,99").
+func decimalComma(s string) (string, bool) {
+	i := strings.IndexByte(s, ',')
+	if i < 0 || strings.Count(s, ",") != 1 {
+		return "", false
+	}
+	intPart := strings.TrimPrefix(strings.TrimPrefix(s[:i], "-"), "+")
+	if !allDigits(intPart) || !allDigits(s[i+1:]) || thousandsAt(s, i-len(intPart), i) {
+		return "", false
+	}
+	return s[:i] + "." + s[i+1:], true
+}
+
+// allDigits reports whether t is one or more ASCII digits.
+func allDigits(t string) bool {
+	for k := 0; k < len(t); k++ {
+		if !isDigit(t[k]) {
+			return false
+		}
+	}
+	return t != ""
 }
 
 // cmp carries the budget of one comparison.
@@ -53,7 +104,14 @@ type cmp struct {
 	err error
 }
 
-func (c *cmp) top(p, g *node) bool {
+// top compares two whole answers. Equations unwrap as Math-Verify does: the answer of a
+// chain of = and ≈ is its last exact side ("x = 5+5+1 = 7 = 11" is 11, "x = 1/3 ≈ 0.33" is
+// 1/3, "x ≈ 11" is 11) when the reference is not an equation; a reference unwraps only when it
+// assigns to names ("x = 3", "(p, q) = (3, 2)", "AB = 4"); two assignments compare their
+// names and values. A percentage (pPct, gPct: a trailing percent sign or word) equals its
+// number over 100; a reference percentage also equals its number, and a predicted one the
+// reference number it spells ("28%" for 28).
+func (c *cmp) top(p, g *node, pPct, gPct bool) bool {
 	var ok bool
 	if p, ok = expandPM(p); !ok {
 		return false
@@ -61,42 +119,111 @@ func (c *cmp) top(p, g *node) bool {
 	if g, ok = expandPM(g); !ok {
 		return false
 	}
+	p, g = matrixValue(p), matrixValue(g)
+	if isAssignment(p) && isAssignment(g) {
+		return c.eq(p.args[0], g.args[0]) && c.eq(chainValue(p), chainValue(g))
+	}
 	if g.op != opRel {
-		p = unwrapEq(p)
+		p = unwrapChains(p)
 	}
 	if p.op != opRel {
-		g = unwrapEq(g)
+		g = unwrapAssignments(g)
 	}
-	return c.eq(p, g)
+	if pPct == gPct || !isScalar(p) || !isScalar(g) {
+		return c.eq(p, g)
+	}
+	hundred := &node{op: opNum, val: big.NewRat(100, 1)}
+	if gPct {
+		return c.eq(p, g) || c.eq(p, &node{op: opDiv, args: []*node{g, hundred}})
+	}
+	plain := p.op == opNum || p.op == opNeg && p.args[0].op == opNum
+	return c.eq(&node{op: opDiv, args: []*node{p, hundred}}, g) || plain && c.eq(p, g)
 }
 
-// unwrapEq turns "x = 3" (a variable alone on one side of one or more equals signs) into
-// its value, the last member of the chain, also inside a set. Other relations are kept, so
-// "0 = 0" or "1 + 1 = 2" is not a number.
-func unwrapEq(n *node) *node {
+// chainValue returns the value a chain of = and ≈ states: its last member written after an
+// "="; with only ≈, the approximation of a name ("x ≈ 11" is 11) or else the exact first side
+// ("\frac{22}{7} ≈ 3.14" is 22/7); "5 = x" is 5. It returns nil for any other relation.
+func chainValue(n *node) *node {
+	if n.op != opRel {
+		return nil
+	}
+	var v *node
+	for i, r := range n.rels {
+		switch r {
+		case "=":
+			v = n.args[i+1]
+		case "≈":
+		default:
+			return nil
+		}
+	}
+	if v == nil { // only ≈: the approximation of a name ("x ≈ 11"), else the exact first side
+		v = n.args[len(n.args)-1]
+		if !onlyNames(n.args[0]) {
+			v = n.args[0]
+		}
+	}
+	if len(n.args) == 2 && v.op == opVar && !hasVars(n.args[0]) {
+		return n.args[0]
+	}
+	return v
+}
+
+// isAssignment reports whether n is a chain of = and ≈ whose left side is names only:
+// "x = 3", "f(x) = 2x", "(p, q) = (3, 2)", "\frac{NO}{BO} = \frac{1}{\sqrt6}".
+func isAssignment(n *node) bool {
+	return n.op == opRel && chainValue(n) != nil && onlyNames(n.args[0])
+}
+
+// onlyNames reports whether n is built from variables alone: x, AB, x_1, NO/BO, (p, q).
+func onlyNames(n *node) bool {
 	switch n.op {
-	case opRel:
-		for _, r := range n.rels {
-			if r != "=" {
-				return n
+	case opVar:
+		return true
+	case opMul, opDiv, opTuple:
+		for _, a := range n.args {
+			if !onlyNames(a) {
+				return false
 			}
 		}
-		if n.args[0].op == opVar || isCall(n.args[0]) {
-			return n.args[len(n.args)-1]
-		}
-		if len(n.args) == 2 && n.args[1].op == opVar && !hasVars(n.args[0]) {
-			return n.args[0]
-		}
-	case opSet:
-		args := make([]*node, len(n.args))
-		for i, a := range n.args {
-			args[i] = unwrapEq(a)
-		}
-		m := *n
-		m.args = args
-		return &m
+		return true
 	}
-	return n
+	return false
+}
+
+// unwrapChains replaces every chain of = and ≈ in n (also inside sets and tuples) by its
+// value.
+func unwrapChains(n *node) *node {
+	return mapItems(n, func(m *node) *node {
+		if v := chainValue(m); v != nil {
+			return v
+		}
+		return m
+	})
+}
+
+// unwrapAssignments replaces every assignment in n (also inside sets and tuples) by its value.
+func unwrapAssignments(n *node) *node {
+	return mapItems(n, func(m *node) *node {
+		if isAssignment(m) {
+			return chainValue(m)
+		}
+		return m
+	})
+}
+
+// mapItems applies f to n, or to the items of a set or tuple (recursively).
+func mapItems(n *node, f func(*node) *node) *node {
+	if n.op != opSet && n.op != opTuple {
+		return f(n)
+	}
+	args := make([]*node, len(n.args))
+	for i, a := range n.args {
+		args[i] = mapItems(a, f)
+	}
+	m := *n
+	m.args = args
+	return &m
 }
 
 // isCall reports whether n reads as a function name applied to variables: f(x), p(a,b) is
@@ -188,36 +315,6 @@ func alternatives(n *node) ([]*node, bool) {
 		return out, true
 	}
 	return nil, false // ± inside a tuple, interval or relation is not expanded
-}
-
-func hasPM(n *node) bool {
-	if n == nil {
-		return false
-	}
-	if n.op == opPM {
-		return true
-	}
-	for _, a := range n.args {
-		if hasPM(a) {
-			return true
-		}
-	}
-	return false
-}
-
-func hasVars(n *node) bool {
-	if n == nil {
-		return false
-	}
-	if n.op == opVar {
-		return true
-	}
-	for _, a := range n.args {
-		if hasVars(a) {
-			return true
-		}
-	}
-	return false
 }
 
 // decDigits returns the most digits after the point of a decimal literal in n, or −1 when n
@@ -312,11 +409,25 @@ func (c *cmp) ordered(ps, gs []*node) bool {
 	return true
 }
 
-// unordered matches two multisets greedily (equivalence is transitive up to tolerance).
+// unordered matches two sets: as multisets first (equivalence is transitive up to
+// tolerance, so greedy matching is enough), then, when that fails, with repeated elements
+// dropped, as Math-Verify's sets do ({(3,17), (3,17), (1,2)} is {(3,17), (1,2)}).
 func (c *cmp) unordered(ps, gs []*node) bool {
-	if len(ps) != len(gs) || len(ps) > maxSet {
+	if len(ps) > maxSet || len(gs) > maxSet {
 		return false
 	}
+	if len(ps) == len(gs) && c.matchAll(ps, gs) {
+		return true
+	}
+	dp, dg := c.distinct(ps), c.distinct(gs)
+	if len(dp) == len(ps) && len(dg) == len(gs) || len(dp) != len(dg) {
+		return false
+	}
+	return c.matchAll(dp, dg)
+}
+
+// matchAll matches the elements of ps to those of gs one to one, greedily.
+func (c *cmp) matchAll(ps, gs []*node) bool {
 	used := make([]bool, len(gs))
 	for _, p := range ps {
 		found := false
@@ -331,6 +442,17 @@ func (c *cmp) unordered(ps, gs []*node) bool {
 		}
 	}
 	return true
+}
+
+// distinct returns xs without the elements equal to an earlier one.
+func (c *cmp) distinct(xs []*node) []*node {
+	out := make([]*node, 0, len(xs))
+	for _, x := range xs {
+		if !slices.ContainsFunc(out, func(y *node) bool { return c.eq(x, y) }) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // infSign returns +1 or −1 for ±∞ written alone, else 0.
@@ -575,8 +697,9 @@ func flipRel(n *node) *node {
 	return m
 }
 
-// relInterval turns an inequality in one bare variable with constant bounds into an interval:
-// x > 3 → (3, ∞), 2 < x ≤ 5 → (2, 5].
+// relInterval turns an inequality in one bare variable (or f(x)) with constant bounds into an
+// interval: x > 3 → (3, ∞), 2 < x ≤ 5 → (2, 5], 0 < f(x) < 1 → (0, 1); and a ≤ |x| ≤ b with
+// 0 ≤ a into the union [−b, −a] ∪ [a, b].
 func relInterval(n *node) *node {
 	n = flipRel(n)
 	inf := &node{op: opConst, name: "inf"}
@@ -590,24 +713,175 @@ func relInterval(n *node) *node {
 		}
 		return 0, false
 	}
+	isUnknown := func(m *node) bool { return m.op == opVar || isCall(m) }
 	switch len(n.args) {
 	case 2:
 		r, ok := open(n.rels[0])
 		if !ok {
 			return nil
 		}
-		if n.args[1].op == opVar && !hasVars(n.args[0]) { // a < x
+		if isUnknown(n.args[1]) && !hasVars(n.args[0]) { // a < x
 			return &node{op: opInterval, args: []*node{n.args[0], inf}, open: "(["[r], close: ')'}
 		}
-		if n.args[0].op == opVar && !hasVars(n.args[1]) { // x < b
+		if isUnknown(n.args[0]) && !hasVars(n.args[1]) { // x < b
 			return &node{op: opInterval, args: []*node{ninf, n.args[1]}, open: '(', close: ")]"[r]}
 		}
 	case 3:
 		r1, ok1 := open(n.rels[0])
 		r2, ok2 := open(n.rels[1])
-		if ok1 && ok2 && n.args[1].op == opVar && !hasVars(n.args[0]) && !hasVars(n.args[2]) {
-			return &node{op: opInterval, args: []*node{n.args[0], n.args[2]}, open: "(["[r1], close: ")]"[r2]}
+		if !ok1 || !ok2 || hasVars(n.args[0]) || hasVars(n.args[2]) {
+			return nil
+		}
+		lo, mid, hi := n.args[0], n.args[1], n.args[2]
+		if isUnknown(mid) {
+			return &node{op: opInterval, args: []*node{lo, hi}, open: "(["[r1], close: ")]"[r2]}
+		}
+		if mid.op == opFunc && mid.name == "abs" && len(mid.args) == 1 && isUnknown(mid.args[0]) {
+			if v, err := exactEval(lo, &budget{}); err != nil || !v.real() || v.re.Sign() < 0 {
+				return nil
+			}
+			neg := func(m *node) *node { return &node{op: opNeg, args: []*node{m}} }
+			return &node{op: opUnion, args: []*node{
+				{op: opInterval, args: []*node{neg(hi), neg(lo)}, open: "(["[r2], close: ")]"[r1]},
+				{op: opInterval, args: []*node{lo, hi}, open: "(["[r1], close: ")]"[r2]},
+			}}
 		}
 	}
 	return nil
 }
+
+// maxMatrixDim caps the rows and columns of a matrix evaluated by matrixValue.
+const maxMatrixDim = 12
+
+// matrixValue evaluates sums, products and scalar multiples of matrices ("A + B", "A B",
+// "2A", "-A") into one matrix of entry expressions; any other tree is returned as it is.
+func matrixValue(n *node) *node {
+	if n.op == opAdd || n.op == opMul || n.op == opNeg {
+		// Entries share the factors' entries; a long product would expand exponentially.
+		if m, ok := matrixExpr(n, 0); ok && sizeAtMost(m, maxNodes*4, new(int)) {
+			return m
+		}
+	}
+	return n
+}
+
+// sizeAtMost reports whether the tree n, expanded (shared subtrees counted each time they
+// occur), has at most limit nodes; count carries the nodes seen so far.
+func sizeAtMost(n *node, limit int, count *int) bool {
+	if n == nil {
+		return true
+	}
+	if *count++; *count > limit {
+		return false
+	}
+	for _, a := range n.args {
+		if !sizeAtMost(a, limit, count) {
+			return false
+		}
+	}
+	return true
+}
+
+func matrixExpr(n *node, depth int) (*node, bool) {
+	if depth > 32 {
+		return nil, false
+	}
+	switch n.op {
+	case opMatrix:
+		return n, n.rows <= maxMatrixDim && n.cols <= maxMatrixDim
+	case opNeg:
+		m, ok := matrixExpr(n.args[0], depth+1)
+		if !ok {
+			return nil, false
+		}
+		return mapEntries(m, func(e *node) *node { return &node{op: opNeg, args: []*node{e}} }), true
+	case opAdd:
+		var acc *node
+		for _, a := range n.args {
+			m, ok := matrixExpr(a, depth+1)
+			if !ok || acc != nil && (m.rows != acc.rows || m.cols != acc.cols) {
+				return nil, false
+			}
+			if acc == nil {
+				acc = m
+				continue
+			}
+			sum := *acc
+			sum.args = make([]*node, len(acc.args))
+			for i := range acc.args {
+				sum.args[i] = &node{op: opAdd, args: []*node{acc.args[i], m.args[i]}}
+			}
+			acc = &sum
+		}
+		return acc, acc != nil
+	case opMul:
+		var acc *node
+		var scalars []*node
+		for _, a := range n.args {
+			if isScalar(a) && !hasMatrix(a) {
+				scalars = append(scalars, a)
+				continue
+			}
+			m, ok := matrixExpr(a, depth+1)
+			if !ok {
+				return nil, false
+			}
+			if acc == nil {
+				acc = m
+				continue
+			}
+			if acc.cols != m.rows {
+				return nil, false
+			}
+			prod := &node{op: opMatrix, rows: acc.rows, cols: m.cols, args: make([]*node, acc.rows*m.cols)}
+			for i := range acc.rows {
+				for j := range m.cols {
+					terms := make([]*node, acc.cols)
+					for k := range acc.cols {
+						terms[k] = &node{op: opMul, args: []*node{acc.args[i*acc.cols+k], m.args[k*m.cols+j]}}
+					}
+					prod.args[i*m.cols+j] = &node{op: opAdd, args: terms}
+				}
+			}
+			acc = prod
+		}
+		if acc == nil {
+			return nil, false
+		}
+		if len(scalars) > 0 {
+			acc = mapEntries(acc, func(e *node) *node { return &node{op: opMul, args: append(slices.Clone(scalars), e)} })
+		}
+		return acc, true
+	}
+	return nil, false
+}
+
+// mapEntries returns the matrix m with f applied to each entry.
+func mapEntries(m *node, f func(*node) *node) *node {
+	r := *m
+	r.args = make([]*node, len(m.args))
+	for i, e := range m.args {
+		r.args[i] = f(e)
+	}
+	return &r
+}
+
+// hasOp reports whether the tree n has a node with operator o.
+func hasOp(n *node, o op) bool {
+	if n == nil {
+		return false
+	}
+	if n.op == o {
+		return true
+	}
+	for _, a := range n.args {
+		if hasOp(a, o) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasPM(n *node) bool     { return hasOp(n, opPM) }
+func hasVars(n *node) bool   { return hasOp(n, opVar) }
+func hasMatrix(n *node) bool { return hasOp(n, opMatrix) }

@@ -1,6 +1,7 @@
 package reward
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +31,20 @@ func TestExtract(t *testing.T) {
 		{"answer with a unit word", "The final answer is 5 apples.", "5", true},
 		{"answer as a list", "The answer is 12 and 13", "12 and 13", true},
 		{"answer in words", "Answer: Evelyn", "Evelyn", true},
+		{"answer after a name", "Final Answer: The largest $n$ is 34.", "34", true},
+		{"answer after a unit phrase", "Final Answer: Jane started 3 hours ago.", "3", true},
+		{"final answer heading", "**Final Answer**\n12 apples", "12", true},
+		{"final answer in passing", "In the final answer we note 5 cases. Thus 7.", "7", true},
+		{"final answer sentence ends", "The final answer is 5. I hope it is correct. Note 6.", "5", true},
+		{"final answer in quotes", `Final Answer: The final answer is "$12$ and $13$". I hope it is correct.`, "$12$ and $13$", true},
+		{"final answer after the last box", `First \boxed{10}. Final Answer: The final answer is $12$. I hope it is correct.`, "12", true},
+		{"unparsed final answer falls through", `Final answer is $\sum_{k=0}^n\bigl(k\bigr)$. I hope. 42`, "42", true},
+		{"inline math does not span lines", "Answer $ \n 9 \n $", "", false},
+		{"display math spans lines", "Answer $$ \n 9 \n $$", "9", true},
+		{"rightmost of span and number", "We use $d = 5$ and there are 12 ways", "12", true},
+		{"unparsed span kept as text", `So $\sum_{k=1}^n k$`, `\sum_{k=1}^n k`, true},
+		{"box after a separate display box", "$$\\boxed{20}$$ \\boxed{143}", "143", true},
+		{"boxes in one display", `$$\boxed{(3, 3)} \text{ for part (a) and } \boxed{(1, 1)}$$`, "(3, 3), (1, 1)", true},
 		{"last math span", "We get $x=2$ and so the area is $12$", "12", true},
 		{"display math", "Hence\n\\[ \\frac{7}{2} \\]", `\frac{7}{2}`, true},
 		{"last number", "After all that the total comes to 1,000 apples", "1,000", true},
@@ -47,6 +62,8 @@ func TestExtract(t *testing.T) {
 		{"box printed by code is not the answer", "```python\nprint(r'\\boxed{42}')\n```\n```output\n\\boxed{42}\n```\nDone.", "", false},
 		{"box before code still counts", "\\boxed{7}\n```python\nprint(1)\n```", "7", true},
 		{"boxed after code", "```python\nprint(6*7)\n```\n```output\n42\n```\nSo \\boxed{42}.", "42", true},
+		{"thousands of unclosed boxes", strings.Repeat(`\boxed{`, 5000) + `\boxed{7}`, "7", true},
+		{"unclosed boxes after the last box", `\boxed{7}` + strings.Repeat(`\boxed{`, 5000), "7", true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -81,9 +98,12 @@ func TestScore(t *testing.T) {
 		{"boxed x", `\boxed{x}`, "42", false, "x"},
 		{"empty box", `\boxed{}`, "42", false, ""},
 		{"identity", `\boxed{0=0}`, "42", false, "0=0"},
-		{"identity for zero", `\boxed{0=0}`, "0", false, "0=0"},
 		{"roots as boxes", `\boxed{1+\sqrt{5}}, \boxed{1-\sqrt{5}}, \boxed{-2}`, `\{1\pm\sqrt{5},-2\}`, true, `1+\sqrt{5}, 1-\sqrt{5}, -2`},
-		{"fallback answer line", "The final answer is 28\\%.", `28\%`, true, `28\%`},
+		{"no box in boxed mode", "The final answer is 28\\%.", `28\%`, false, ""},
+		{"no box in boxed mode, bare answer", "42", "42", false, ""},
+		{"gold is a worked solution", `\boxed{5}`, `Adding, $2+3=\boxed{5}$.`, true, "5"},
+		{"gold solution, wrong answer", `\boxed{6}`, `Adding, $2+3=\boxed{5}$.`, false, "6"},
+		{"gold with an answer sentence", `\boxed{7}`, "We count them.\nThe answer is 7.", true, "7"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -99,7 +119,49 @@ func TestScore(t *testing.T) {
 	}
 }
 
-// TestScoreCompletions: whole completions in the styles Math-Verify's tests use.
+// TestScoreLenient: the fallbacks of Lenient mode, which Boxed mode does not take.
+func TestScoreLenient(t *testing.T) {
+	lenient := &Checker{Correct: 1, Wrong: -1, Mode: Lenient}
+	boxed := Default()
+	cases := []struct {
+		name, completion, gold string
+		answer                 string
+	}{
+		{"final answer sentence", "The final answer is 28\\%.", `28\%`, `28\%`},
+		{"bare answer", "42", "42", "42"},
+		{"answer colon", "Work.\nAnswer: 17", "17", "17"},
+		{"last math span", "So the area is $12$", "12", "12"},
+		{"last number", "so the total comes to 1,000 apples", "1000", "1,000"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if r := lenient.Score(c.completion, c.gold); !r.Correct || r.Answer != c.answer || r.Reward != 1 {
+				t.Errorf("lenient Score(%q, %q) = %+v, want correct with answer %q", c.completion, c.gold, r, c.answer)
+			}
+			if r := boxed.Score(c.completion, c.gold); r.Correct || r.Answer != "" || r.Reward != -1 {
+				t.Errorf("boxed Score(%q, %q) = %+v, want no answer, reward -1", c.completion, c.gold, r)
+			}
+		})
+	}
+}
+
+func TestParseMode(t *testing.T) {
+	for _, m := range []Mode{Boxed, Lenient} {
+		got, err := ParseMode(m.String())
+		if err != nil || got != m {
+			t.Errorf("ParseMode(%q) = %v, %v; want %v", m.String(), got, err, m)
+		}
+	}
+	if _, err := ParseMode("strict"); !errors.Is(err, ErrMode) || !strings.Contains(err.Error(), `"strict"`) {
+		t.Errorf("ParseMode(strict) error = %v, want ErrMode naming it", err)
+	}
+	var zero Checker
+	if zero.Mode != Boxed || Default().Mode != Boxed {
+		t.Errorf("the zero Checker and Default() must extract in Boxed mode")
+	}
+}
+
+// TestScoreCompletions: whole completions in the styles Math-Verify's tests use (Lenient mode).
 func TestScoreCompletions(t *testing.T) {
 	cases := []struct {
 		completion, gold string
@@ -123,7 +185,7 @@ func TestScoreCompletions(t *testing.T) {
 		{"The answer is \\boxed{5} apples, not \\boxed{6}", "5", false},
 		{"The number is AZYUK2A", "2", false},
 	}
-	ck := Default()
+	ck := &Checker{Correct: 1, Wrong: -1, Mode: Lenient}
 	for _, c := range cases {
 		if r := ck.Score(c.completion, c.gold); r.Correct != c.want {
 			t.Errorf("Score(%q, %q) = %+v, want correct=%v", c.completion, c.gold, r, c.want)

@@ -15,22 +15,24 @@ const (
 	tSym          // one punctuation character
 )
 
-// token is one lexical token; space says whether whitespace preceded it.
+// token is one lexical token; space says whether whitespace preceded it, nl whether that
+// whitespace held more than spaces (a line break or a tab).
 type token struct {
-	kind  tokKind
-	text  string
-	space bool
+	kind      tokKind
+	text      string
+	space, nl bool
 }
 
 // lex splits a normalized answer into tokens. It never fails: unknown bytes become symbols.
 func lex(s string) []token {
 	toks := make([]token, 0, len(s)/2+2)
-	space := false
+	space, nl := false, false
 	for i := 0; i < len(s); {
 		c := s[i]
 		switch {
 		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
 			space = true
+			nl = nl || c != ' '
 			i++
 			continue
 		case isDigit(c) || (c == '.' && i+1 < len(s) && isDigit(s[i+1])):
@@ -44,18 +46,24 @@ func lex(s string) []token {
 					j++
 				} else if s[j] == ',' && !dot && thousandsAt(s, i, j) {
 					j++
+				} else if s[j] == ' ' && !dot && spaceGroupAt(s, i, j) {
+					j++
 				} else {
 					break
 				}
 			}
-			toks = append(toks, token{tNum, strings.ReplaceAll(s[i:j], ",", ""), space})
+			text := s[i:j]
+			if strings.ContainsAny(text, ", ") {
+				text = strings.NewReplacer(",", "", " ", "").Replace(text)
+			}
+			toks = append(toks, token{tNum, text, space, nl})
 			i = j
 		case isLetter(c):
 			j := i
 			for j < len(s) && isLetter(s[j]) {
 				j++
 			}
-			toks = append(toks, token{tWord, s[i:j], space})
+			toks = append(toks, token{tWord, s[i:j], space, nl})
 			i = j
 		case c == '\\':
 			j := i + 1
@@ -68,13 +76,13 @@ func lex(s string) []token {
 				}
 			}
 			name := s[i+1 : j]
-			toks = append(toks, token{tCmd, name, space})
+			toks = append(toks, token{tCmd, name, space, nl})
 			i = j
 		default:
-			toks = append(toks, token{tSym, s[i : i+1], space})
+			toks = append(toks, token{tSym, s[i : i+1], space, nl})
 			i++
 		}
-		space = false
+		space, nl = false, false
 	}
 	return append(toks, token{kind: tEOF})
 }
@@ -103,6 +111,31 @@ func thousandsAt(s string, start, j int) bool {
 		first = j - start
 	}
 	// The first group has 1–3 digits and does not start with 0 ("0,123" is a list).
+	return first >= 1 && first <= 3 && s[start] != '0'
+}
+
+// spaceGroupAt reports whether the space at s[j] inside the number starting at s[start]
+// separates digit groups ("1 000", "12 345 678", also "1\,000" once normalized): the first
+// group has 1–3 digits and does not start with 0, every group has three digits, and the
+// number is not an exponent or subscript ("x^2 100"). The next group must not be followed by
+// another digit or a fraction bar ("4 4/9" is a mixed number, not 44/9).
+func spaceGroupAt(s string, start, j int) bool {
+	if j+4 > len(s) || !isDigit(s[j+1]) || !isDigit(s[j+2]) || !isDigit(s[j+3]) {
+		return false
+	}
+	if j+4 < len(s) && (isDigit(s[j+4]) || s[j+4] == '/') {
+		return false
+	}
+	if start > 0 && (s[start-1] == '^' || s[start-1] == '_' || s[start-1] == '{' && start > 1 && (s[start-2] == '^' || s[start-2] == '_')) {
+		return false
+	}
+	if strings.IndexByte(s[start:j], ',') >= 0 {
+		return false
+	}
+	first := strings.IndexByte(s[start:j], ' ')
+	if first < 0 {
+		first = j - start
+	}
 	return first >= 1 && first <= 3 && s[start] != '0'
 }
 

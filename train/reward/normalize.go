@@ -9,13 +9,15 @@ import (
 const maxAnswer = 25000
 
 // unwrap strips what surrounds an answer without changing it: whitespace, math delimiters
-// ($...$, \(...\), \[...\]), a box around the whole answer, a trailing period.
+// ($...$, \(...\), \[...\]), a box around the whole answer, a trailing period or comma (but
+// not the dots of an ellipsis).
 func unwrap(s string) string {
 	for range 8 {
 		prev := s
 		s = strings.TrimSpace(s)
-		s = strings.TrimSuffix(s, ".")
-		s = strings.TrimSpace(s)
+		if n := len(s); n > 0 && (s[n-1] == '.' || s[n-1] == ',') && !(n >= 2 && s[n-2] == '.') {
+			s = strings.TrimSpace(s[:n-1])
+		}
 		for _, d := range [][2]string{{"$$", "$$"}, {"$", "$"}, {`\(`, `\)`}, {`\[`, `\]`}} {
 			if len(s) >= len(d[0])+len(d[1]) && strings.HasPrefix(s, d[0]) && strings.HasSuffix(s, d[1]) {
 				s = s[len(d[0]) : len(s)-len(d[1])]
@@ -31,6 +33,122 @@ func unwrap(s string) string {
 	return s
 }
 
+// undouble turns an answer whose backslashes are all doubled, as in a string escaped twice
+// ("\\frac{1}{2}", "\\left( 3, \\pi \\right)"), back into LaTeX. A doubled command is two
+// backslashes before a letter; the answer is doubled when it has one and no single-backslash
+// command, and then every run of backslashes is halved (a doubled row break "\\\\" stays
+// a row break).
+func undouble(s string) string {
+	if !strings.Contains(s, `\\`) {
+		return s
+	}
+	doubled := false
+	for i := 0; i < len(s); {
+		if s[i] != '\\' {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && s[j] == '\\' {
+			j++
+		}
+		if j < len(s) && isLetter(s[j]) {
+			switch j - i {
+			case 2:
+				doubled = true
+			case 1, 3:
+				return s // a single-backslash command: not doubled
+			}
+		}
+		i = j
+	}
+	if !doubled {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		if s[i] != '\\' {
+			b.WriteByte(s[i])
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && s[j] == '\\' {
+			j++
+		}
+		b.WriteString(strings.Repeat(`\`, (j-i+1)/2))
+		i = j
+	}
+	return b.String()
+}
+
+// groupCommas rewrites the LaTeX group "{,}" (with any spaces inside) into a comma, and drops
+// the spaces around it between digits: "14 {, }916" is 14,916.
+func groupCommas(s string) string {
+	if !strings.Contains(s, "{") {
+		return s
+	}
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '{' {
+			j := i + 1
+			for j < len(s) && s[j] == ' ' {
+				j++
+			}
+			if j < len(s) && s[j] == ',' {
+				k := j + 1
+				for k < len(s) && s[k] == ' ' {
+					k++
+				}
+				if k < len(s) && s[k] == '}' {
+					t := len(out)
+					for t > 0 && out[t-1] == ' ' {
+						t--
+					}
+					if t > 0 && isDigit(out[t-1]) {
+						out = out[:t]
+					}
+					out = append(out, ',')
+					i = k
+					for i+2 < len(s) && s[i+1] == ' ' && isDigit(s[i+2]) {
+						i++
+					}
+					continue
+				}
+			}
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
+
+// percentWords are the words that mark a percentage after a number.
+var percentWords = []string{"percentage", "percent", "per cent", "pct"}
+
+// trimPercent removes a percent sign or word that ends an answer ("28\%", "28 %", "28
+// percent", "4 4/9pct") and reports whether there was one.
+func trimPercent(s string) (string, bool) {
+	t := strings.TrimRight(s, " ")
+	for _, suf := range []string{`\%`, "%"} {
+		if strings.HasSuffix(t, suf) {
+			return strings.TrimRight(strings.TrimSuffix(t, suf), " "), true
+		}
+	}
+	for _, w := range percentWords {
+		if len(t) > len(w) && strings.EqualFold(t[len(t)-len(w):], w) {
+			before := strings.TrimRight(t[:len(t)-len(w)], " ")
+			// A number, a group or a math delimiter must come before the word.
+			if before == "" {
+				continue
+			}
+			if c := before[len(before)-1]; isDigit(c) || c == '}' || c == '$' || c == ')' {
+				return before, true
+			}
+		}
+	}
+	return s, false
+}
+
 var replacer = strings.NewReplacer(
 	`\\`, `\\`, // a row break stays as it is
 	`\rightarrow`, `\to`, `\leftarrow`, `\gets`, `\Rightarrow`, `\implies`,
@@ -44,7 +162,7 @@ var replacer = strings.NewReplacer(
 	`\|`, "|", `\mid`, "|", `\lt`, "<", `\gt`, ">", `\neq`, `\ne`,
 	"−", "-", "–", "-", "×", `\times`, "·", `\cdot`, "π", `\pi`, "√", `\sqrt`, "≤", `\le`, "≥", `\ge`,
 	`\mathbb{R}`, `(-\infty, \infty)`, `\mathbb R`, `(-\infty, \infty)`,
-	"≠", `\ne`, "∞", `\infty`, "±", `\pm`, "∪", `\cup`, "\u00a0", " ",
+	"≠", `\ne`, "∞", `\infty`, "±", `\pm`, "∪", `\cup`, "\u00a0", " ", "≈", `\approx `,
 )
 
 // textCmds are commands whose braced argument is text.
@@ -62,7 +180,7 @@ var units = map[string]bool{
 	"weeks": true, "year": true, "years": true, "mph": true, "kg": true, "pounds": true, "lb": true,
 	"lbs": true, "ounces": true, "oz": true, "liters": true, "mL": true, "ml": true, "people": true,
 	"students": true, "ways": true, "times": true, "percent": true, "radians": true, "rad": true,
-	"points": true, "pct": true, "coins": true, "games": true, "steps": true, "numbers": true, "integers": true,
+	"points": true, "percentage": true, "yuan": true, "euros": true, "pct": true, "coins": true, "games": true, "steps": true, "numbers": true, "integers": true,
 }
 
 // normalize rewrites a LaTeX or plain answer into the form the lexer reads, never dropping
@@ -70,6 +188,15 @@ var units = map[string]bool{
 // dollar signs, text wrappers and trailing units, thousands separators written as {,} or ,\!
 // and a leading "x \in".
 func normalize(s string) string {
+	n, _ := normalizePct(s)
+	return n
+}
+
+// normalizePct is normalize that also reports whether the answer ended with a percent sign
+// or word, which normalize drops.
+func normalizePct(s string) (string, bool) {
+	s = unwrap(undouble(s))
+	s, pct := trimPercent(s)
 	s = unwrap(s)
 	// Boxes inside the answer ("x = \boxed{5}") are unwrapped.
 	for range 4 {
@@ -95,7 +222,7 @@ func normalize(s string) string {
 		}
 		s = b.String()
 	}
-	s = replacer.Replace(s)
+	s = replacer.Replace(groupCommas(s))
 	s = stripText(s)
 	s = strings.TrimSpace(s)
 	s = strings.TrimSuffix(s, ".")
@@ -107,7 +234,7 @@ func normalize(s string) string {
 			s = strings.TrimSpace(rest[3:])
 		}
 	}
-	return strings.TrimSpace(s)
+	return strings.TrimSpace(s), pct
 }
 
 // stripText removes a trailing text group that follows a value (a unit, "\text{ cm}^2") and
@@ -165,8 +292,8 @@ func stripText(s string) string {
 	return s
 }
 
-// isUnitText reports whether text content reads as a unit: letters and spaces only, not a
-// connective.
+// isUnitText reports whether text content reads as a unit: letters, spaces, powers and "/"
+// ("km/h") only, not a connective.
 func isUnitText(t string) bool {
 	t = strings.TrimSpace(t)
 	if t == "" {
@@ -177,7 +304,7 @@ func isUnitText(t string) bool {
 		return false
 	}
 	for i := 0; i < len(t); i++ {
-		if !isLetter(t[i]) && t[i] != ' ' && t[i] != '^' && !isDigit(t[i]) {
+		if !isLetter(t[i]) && t[i] != ' ' && t[i] != '^' && t[i] != '/' && !isDigit(t[i]) {
 			return false
 		}
 	}

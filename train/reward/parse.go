@@ -95,7 +95,7 @@ func parseAnswer(s string) (*node, error) {
 	if p.peek().kind == tEOF {
 		return nil, p.fail("empty answer")
 	}
-	items, err := p.list()
+	items, seps, err := p.listSeps()
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +105,56 @@ func parseAnswer(s string) (*node, error) {
 	if len(items) == 1 {
 		return items[0], nil
 	}
+	if g := groupItems(items, seps); g != nil {
+		return p.mk(node{op: opSet, args: g})
+	}
 	return p.mk(node{op: opSet, args: items})
+}
+
+// groupItems splits a top-level list that mixes commas with a weaker separator (a semicolon,
+// or "and"/"or" between equations) into the groups the weaker one separates, each group of
+// several items a tuple: "p=5, q=2; p=7, q=2" and "p=5, q=2 and p=7, q=2" are the two pairs
+// (5, 2) and (7, 2). It returns nil when the list is flat ("1, 2 and 3").
+func groupItems(items []*node, seps []byte) []*node {
+	comma, semi, word := false, false, false
+	for _, s := range seps {
+		switch s {
+		case ',':
+			comma = true
+		case ';':
+			semi = true
+		default:
+			word = true
+		}
+	}
+	if !comma || !semi && !word {
+		return nil
+	}
+	if !semi {
+		for _, it := range items {
+			if it.op != opRel {
+				return nil
+			}
+		}
+	}
+	var groups []*node
+	cur := []*node{items[0]}
+	flush := func() {
+		if len(cur) == 1 {
+			groups = append(groups, cur[0])
+		} else {
+			groups = append(groups, &node{op: opTuple, args: cur, open: '(', close: ')'})
+		}
+	}
+	for i, s := range seps {
+		if s != ',' {
+			flush()
+			cur = nil
+		}
+		cur = append(cur, items[i+1])
+	}
+	flush()
+	return groups
 }
 
 // isSep reports whether the next token separates list items.
@@ -117,23 +166,42 @@ func (p *parser) isSep() bool {
 
 // list parses items separated by commas, semicolons, "and" or "or".
 func (p *parser) list() ([]*node, error) {
+	items, _, err := p.listSeps()
+	return items, err
+}
+
+// listSeps is list that also returns the separator after each item but the last: ',' (also
+// an Oxford ", and"), ';', or 'a' for "and"/"or".
+func (p *parser) listSeps() ([]*node, []byte, error) {
 	var items []*node
+	var seps []byte
 	for {
 		n, err := p.relation()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		items = append(items, n)
 		if !p.isSep() {
-			return items, nil
+			return items, seps, nil
 		}
-		p.next()
+		t := p.next()
+		switch {
+		case t.text == ";":
+			seps = append(seps, ';')
+		case t.kind == tWord:
+			seps = append(seps, 'a')
+		default:
+			seps = append(seps, ',')
+			if p.isSep() && p.peek().kind == tWord { // ", and"
+				p.next()
+			}
+		}
 	}
 }
 
 var relCmds = map[string]string{
 	"le": "<=", "leq": "<=", "leqslant": "<=", "ge": ">=", "geq": ">=", "geqslant": ">=",
-	"lt": "<", "gt": ">", "ne": "!=", "neq": "!=",
+	"lt": "<", "gt": ">", "ne": "!=", "neq": "!=", "approx": "≈",
 }
 
 // relOp returns the relation at the current token and how many tokens it spans.
@@ -173,7 +241,7 @@ func (p *parser) relOp() (string, int) {
 
 // relation parses a chain a rel b rel c.
 func (p *parser) relation() (*node, error) {
-	first, err := p.union()
+	first, err := p.ratio()
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +252,7 @@ func (p *parser) relation() (*node, error) {
 	n := &node{op: opRel, args: []*node{first}}
 	for k > 0 {
 		p.pos += k
-		rhs, err := p.union()
+		rhs, err := p.ratio()
 		if err != nil {
 			return nil, err
 		}
@@ -196,6 +264,20 @@ func (p *parser) relation() (*node, error) {
 		r, k = p.relOp()
 	}
 	return p.mk(*n)
+}
+
+// ratio parses a : b, the quotient a/b ("7:32"; "12:00" has no value).
+func (p *parser) ratio() (*node, error) {
+	a, err := p.union()
+	if err != nil || !p.sym(":") {
+		return a, err
+	}
+	p.next()
+	b, err := p.union()
+	if err != nil {
+		return nil, err
+	}
+	return p.mk(node{op: opDiv, args: []*node{a, b}})
 }
 
 // union parses a \cup b \cup c.
@@ -290,9 +372,15 @@ func (p *parser) startsFactor() bool {
 
 // product parses factors joined by * / \times \cdot \div or juxtaposition.
 func (p *parser) product() (*node, error) {
+	from := p.pos
 	acc, err := p.unary()
 	if err != nil {
 		return nil, err
+	}
+	if p.pos == from+1 && p.toks[from].kind == tNum && isIntLit(acc) {
+		if acc, err = p.mixed(acc); err != nil {
+			return nil, err
+		}
 	}
 	for {
 		switch {
@@ -343,6 +431,40 @@ func (p *parser) product() (*node, error) {
 			return acc, nil
 		}
 	}
+}
+
+// mixed reads a plain mixed number after the integer n: "4 4/9" is 40/9, "0 4/9" is 4/9. The
+// fraction follows after one space, digits on both sides of the bar; a fraction of 1 or more
+// or over 0 ("11 6/6", "4 4/0") makes the whole number undefined, never equal to anything.
+// Anything else leaves n as it is.
+func (p *parser) mixed(n *node) (*node, error) {
+	t := p.toks[p.pos:]
+	if len(t) < 4 || t[0].kind != tNum || !t[0].space || t[0].nl || strings.IndexByte(t[0].text, '.') >= 0 ||
+		!(t[1].kind == tSym && t[1].text == "/" && !t[1].space) || t[2].kind != tNum || t[2].space ||
+		strings.IndexByte(t[2].text, '.') >= 0 || t[3].kind == tNum || t[3].kind == tSym && t[3].text == "^" && !t[3].space {
+		return n, nil
+	}
+	num, err := p.num(t[0].text, false)
+	if err != nil {
+		return nil, err
+	}
+	den, err := p.num(t[2].text, false)
+	if err != nil {
+		return nil, err
+	}
+	p.pos += 3
+	if den.val.Sign() == 0 || num.val.Cmp(den.val) >= 0 {
+		zero, err := p.mk(node{op: opNum, val: new(big.Rat)})
+		if err != nil {
+			return nil, err
+		}
+		return p.mk(node{op: opDiv, args: []*node{n, zero}})
+	}
+	frac, err := p.mk(node{op: opDiv, args: []*node{num, den}})
+	if err != nil {
+		return nil, err
+	}
+	return p.mk(node{op: opAdd, args: []*node{n, frac}})
 }
 
 func isIntLit(n *node) bool { return n.op == opNum && !n.dec && n.val.IsInt() }
