@@ -31,6 +31,9 @@ PASS
 
 func TestParseBench(t *testing.T) {
 	r := ParseBench([]byte(sampleOutput))
+	if got := strings.Join(r.Names, " "); got != "BenchmarkTrivial/pool/W=1 BenchmarkTrivial/fresh/W=2" {
+		t.Errorf("Names = %q, want the benchmarks with results in order", got)
+	}
 	if got := r.Values("BenchmarkTrivial/pool/W=1", "execs/s"); len(got) != 2 || got[0] != 1700 || got[1] != 1650 {
 		t.Errorf("pool/W=1 execs/s = %v, want [1700 1650] (two runs, -2 suffix dropped)", got)
 	}

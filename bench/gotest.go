@@ -19,6 +19,7 @@ import (
 // suffix), one map of unit → value per run (-count), and the reasons of the benchmarks that
 // skipped or failed.
 type Results struct {
+	Names   []string // the benchmarks with results, in the order they ran
 	Runs    map[string][]map[string]float64
 	Skipped map[string]string
 	Failed  map[string]string
@@ -59,6 +60,9 @@ func ParseBench(out []byte) Results {
 						}
 					}
 					name := procsSuffix.ReplaceAllString(f[0], "")
+					if _, ok := r.Runs[name]; !ok {
+						r.Names = append(r.Names, name)
+					}
 					r.Runs[name] = append(r.Runs[name], m)
 					continue
 				}
@@ -76,9 +80,12 @@ func ParseBench(out []byte) Results {
 }
 
 // merge adds the results of another run.
-func (r Results) merge(o Results) {
-	for k, v := range o.Runs {
-		r.Runs[k] = append(r.Runs[k], v...)
+func (r *Results) merge(o Results) {
+	for _, k := range o.Names {
+		if _, ok := r.Runs[k]; !ok {
+			r.Names = append(r.Names, k)
+		}
+		r.Runs[k] = append(r.Runs[k], o.Runs[k]...)
 	}
 	for k, v := range o.Skipped {
 		r.Skipped[k] = v
