@@ -13,7 +13,7 @@ import (
 )
 
 // Sections are the parts of a full run, in order.
-var Sections = []string{"gemm", "train", "decode", "tokenizer", "checker", "sandbox", "rollout", "gpu"}
+var Sections = []string{"gemm", "train", "decode", "tokenizer", "checker", "sandbox", "rollout", "convert", "gpu"}
 
 // Options configure All.
 type Options struct {
@@ -73,6 +73,8 @@ func All(ctx context.Context, o Options, gpu string) *Report {
 			add(o.decode(cfgPath)...)
 		case "tokenizer", "checker", "sandbox", "rollout":
 			add(o.pkgBench(ctx, s)...)
+		case "convert":
+			add(o.convertRows(cfgPath)...)
 		case "gpu":
 			add(o.gpu(cfgPath)...)
 		}
