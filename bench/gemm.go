@@ -200,7 +200,7 @@ func GEMMRows(b engine.Backend, label, cfgPath string, cfg model.Config, tokens,
 		for _, r := range res {
 			rows = append(rows, Row{
 				Name: "gemm/" + label + "/" + r.Name, Command: cmd, Value: (r.Forward + r.Backward) / 2 / 1e9, Unit: "GFLOP/s",
-				What: fmt.Sprintf("  %s: N×OC×C %d×%d×%d", r.Name, r.N, r.OC, r.C),
+				What: fmt.Sprintf("GEMMs of %s, %s layer: N×OC×C %d×%d×%d", label, r.Name, r.N, r.OC, r.C),
 				Text: fmt.Sprintf("fwd %s, bwd %s GFLOP/s", num(r.Forward/1e9), num(r.Backward/1e9)),
 				Ref:  ref, RefText: refText, Ratio: ratio(min(r.Forward, r.Backward)), RatioFmt: "≥ %.0f%% of peak",
 			})
