@@ -3,9 +3,11 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 
 	"cir/engine"
 	"cir/engine/cpu"
@@ -22,7 +24,7 @@ func (e *env) deviceFlags(fs *flag.FlagSet) func() (engine.Backend, error) {
 			return nil, errorf("make deps-run installs it", "%v", err)
 		}
 		b := cpu.New(*threads)
-		fmt.Fprintf(e.stderr, "cpu: %d threads; %s\n", b.Threads(), k)
+		e.stderr = &headerWriter{w: e.stderr, header: fmt.Sprintf("cpu: %d threads; %s\n", b.Threads(), k)}
 		return b, nil
 	}
 	return func() (engine.Backend, error) {
@@ -53,4 +55,23 @@ func (e *env) deviceFlags(fs *flag.FlagSet) func() (engine.Backend, error) {
 		}
 		return nil, errorf("use cpu, cuda:N or auto", "bad --device %q", *dev)
 	}
+}
+
+// headerWriter writes header before the first write through it. The CPU backend's start-up
+// line (its threads and GEMM kernels) goes to stderr this way: before the command's first log
+// line, and not at all when the command fails on its input before logging anything (its
+// stderr is then only the error, which run writes to the original stderr).
+type headerWriter struct {
+	w      io.Writer
+	header string
+	once   sync.Once
+}
+
+func (h *headerWriter) Write(p []byte) (int, error) {
+	var err error
+	h.once.Do(func() { _, err = io.WriteString(h.w, h.header) })
+	if err != nil {
+		return 0, err
+	}
+	return h.w.Write(p)
 }
