@@ -1,23 +1,24 @@
 // blas_compare: the measurement behind the CPU backend's choice of GEMM library
 // (engine/cpu/blas.go). It times sgemm of the model's shapes the way the backend runs them —
 // rows of C split across T threads, each calling the library single-threaded — against the
-// FMA peak of the same T threads measured in the same run. Both are timed in the CPU time of
+// FMA peak of the same T threads measured in the same run (the backend's own FMA loop). Both are timed in the CPU time of
 // the threads (the slowest thread of a round), the best of ten rounds, so that other
 // processes on a busy machine change the figures little.
 //
-//   gcc -O2 -o /tmp/blas_compare scripts/blas_compare.c -ldl -lpthread
+//   gcc -O2 -Wno-unused-function -o /tmp/blas_compare scripts/blas_compare.c -ldl -lpthread
 //   OPENBLAS_CORETYPE=SkylakeX /tmp/blas_compare libopenblas.so.0 2
 //   OMP_NUM_THREADS=1 /tmp/blas_compare libblis.so.4 2
 //   OMP_NUM_THREADS=1 /tmp/blas_compare libdnnl.so.2 2
 //
 // LIB is opened with dlopen: a CBLAS library (cblas_sgemm) or oneDNN (dnnl_sgemm).
 #include <dlfcn.h>
-#include <immintrin.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "../engine/cpu/peak.h"
 
 typedef void (*cblas_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
 typedef int (*dnnl_fn)(char, char, long, long, long, float, const float *, long, const float *, long, float, float *, long);
@@ -40,58 +41,36 @@ static double cpu_now(void) {
 	return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-// The widest FMA loop: 16 independent chains (2 FMA pipes × latency 4-5 need ≥ 10).
-#define CHAINS 16
+// peak is the best of 10 runs of the backend's FMA loop (engine/cpu/peak.h) on T threads at
+// once, in FLOP/s of the slowest thread's CPU time.
 static long peak_iters = 2000000;
-__attribute__((target("avx512f"))) static void *fma512(void *arg) {
+static int features;
+
+typedef struct {
+	double flops, cpu;
+} fma_run;
+
+static void *fma_thread(void *arg) {
+	fma_run *r = arg;
 	double t0 = cpu_now();
-	__m512 acc[CHAINS];
-	const __m512 x = _mm512_set1_ps(0.9999999f), y = _mm512_set1_ps(1e-7f);
-	for (int i = 0; i < CHAINS; i++) acc[i] = _mm512_set1_ps((float)i);
-	for (long it = 0; it < peak_iters; it++) {
-#pragma GCC unroll 16
-		for (int i = 0; i < CHAINS; i++) acc[i] = _mm512_fmadd_ps(acc[i], x, y);
-	}
-	__m512 s = acc[0];
-	for (int i = 1; i < CHAINS; i++) s = _mm512_add_ps(s, acc[i]);
-	volatile float sink = _mm512_reduce_add_ps(s);
-	(void)sink;
-	*(double *)arg = cpu_now() - t0;
-	return NULL;
-}
-__attribute__((target("avx2,fma"))) static void *fma256(void *arg) {
-	double t0 = cpu_now();
-	__m256 acc[12];
-	const __m256 x = _mm256_set1_ps(0.9999999f), y = _mm256_set1_ps(1e-7f);
-	for (int i = 0; i < 12; i++) acc[i] = _mm256_set1_ps((float)i);
-	for (long it = 0; it < peak_iters; it++) {
-#pragma GCC unroll 12
-		for (int i = 0; i < 12; i++) acc[i] = _mm256_fmadd_ps(acc[i], x, y);
-	}
-	__m256 s = acc[0];
-	for (int i = 1; i < 12; i++) s = _mm256_add_ps(s, acc[i]);
-	float out[8];
-	_mm256_storeu_ps(out, s);
-	volatile float sink = out[0];
-	(void)sink;
-	*(double *)arg = cpu_now() - t0;
+	r->flops = cir_fma_loop(features, peak_iters);
+	r->cpu = cpu_now() - t0;
 	return NULL;
 }
 
-// peak is the best of 10 runs of the FMA loop on T threads at once, in FLOP/s.
 static double peak(int T) {
-	int avx512 = __builtin_cpu_supports("avx512f");
-	double flops = (double)peak_iters * (avx512 ? CHAINS * 16 : 12 * 8) * 2 * T, best = 0;
+	double best = 0;
 	for (int r = 0; r < 10; r++) {
 		pthread_t t[64];
-		double cpu[64], slowest = 0;
-		for (int i = 0; i < T; i++) pthread_create(&t[i], NULL, avx512 ? fma512 : fma256, &cpu[i]);
+		fma_run runs[64];
+		double flops = 0, slowest = 0;
+		for (int i = 0; i < T; i++) pthread_create(&t[i], NULL, fma_thread, &runs[i]);
 		for (int i = 0; i < T; i++) {
 			pthread_join(t[i], NULL);
-			if (cpu[i] > slowest) slowest = cpu[i];
+			flops += runs[i].flops;
+			if (runs[i].cpu > slowest) slowest = runs[i].cpu;
 		}
-		double f = flops / slowest;
-		if (f > best) best = f;
+		if (flops / slowest > best) best = flops / slowest;
 	}
 	return best;
 }
@@ -120,6 +99,7 @@ int main(int argc, char **argv) {
 		return 2;
 	}
 	int T = atoi(argv[2]);
+	features = cir_cpu_features();
 	void *lib = dlopen(argv[1], RTLD_NOW);
 	if (!lib) {
 		fprintf(stderr, "%s\n", dlerror());
