@@ -1,9 +1,9 @@
 // blas_compare: the measurement behind the CPU backend's choice of GEMM library
 // (engine/cpu/blas.go). It times sgemm of the model's shapes the way the backend runs them —
 // rows of C split across T threads, each calling the library single-threaded — against the
-// FMA peak of the same T threads measured in the same run (the backend's own FMA loop). Both are timed in the CPU time of
-// the threads (the slowest thread of a round), the best of ten rounds, so that other
-// processes on a busy machine change the figures little.
+// FMA peak of the same T threads measured in the same run (the backend's own FMA loop). Both
+// are timed in the CPU time of the threads (the slowest thread of a round), the best of ten
+// rounds, so that other processes on a busy machine change the figures little.
 //
 //   gcc -O2 -Wno-unused-function -o /tmp/blas_compare scripts/blas_compare.c -ldl -lpthread
 //   OPENBLAS_CORETYPE=SkylakeX /tmp/blas_compare libopenblas.so.0 2
