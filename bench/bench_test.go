@@ -18,6 +18,8 @@ BenchmarkTrivial
 BenchmarkTrivial/pool/W=1
 BenchmarkTrivial/pool/W=1-2         	     100	         0 ns/op	         0.5800 p50_ms	         1.100 p99_ms	      1700 execs/s
 BenchmarkTrivial/pool/W=1-2         	     100	         0 ns/op	         0.6000 p50_ms	         1.200 p99_ms	      1650 execs/s
+BenchmarkTrivial/pool/W=1,paced
+BenchmarkTrivial/pool/W=1,paced-2  	     100	         0 ns/op	         6.000 p50_ms	        12.00 p99_ms	         9.000 execs/s
 BenchmarkTrivial/fresh/W=2
 BenchmarkTrivial/fresh/W=2-2        	     100	         0 ns/op	        45.00 p50_ms	        60.00 p99_ms	        43.50 execs/s
 BenchmarkTypical
@@ -31,7 +33,7 @@ PASS
 
 func TestParseBench(t *testing.T) {
 	r := ParseBench([]byte(sampleOutput))
-	if got := strings.Join(r.Names, " "); got != "BenchmarkTrivial/pool/W=1 BenchmarkTrivial/fresh/W=2" {
+	if got := strings.Join(r.Names, " "); got != "BenchmarkTrivial/pool/W=1 BenchmarkTrivial/pool/W=1,paced BenchmarkTrivial/fresh/W=2" {
 		t.Errorf("Names = %q, want the benchmarks with results in order", got)
 	}
 	if got := r.Values("BenchmarkTrivial/pool/W=1", "execs/s"); len(got) != 2 || got[0] != 1700 || got[1] != 1650 {
@@ -56,10 +58,10 @@ func TestParseBench(t *testing.T) {
 // and a row that names what is missing when a benchmark did not report.
 func TestPackageRows(t *testing.T) {
 	rows := pkgBenches["sandbox"].rows(ParseBench([]byte(sampleOutput)))
-	if len(rows) != 3 {
-		t.Fatalf("%d sandbox rows, want 3", len(rows))
+	if len(rows) != 4 {
+		t.Fatalf("%d sandbox rows, want 4", len(rows))
 	}
-	w1, w2, typ := rows[0], rows[1], rows[2]
+	w1, w2, typ, paced := rows[0], rows[1], rows[2], rows[3]
 	if w1.Value != 1700 || w1.RefValue != 43.5 || math.Abs(w1.Ratio-1700/43.5) > 1e-9 {
 		t.Errorf("W=1 row: value %g ref %g ratio %g, want 1700, 43.5, %g", w1.Value, w1.RefValue, w1.Ratio, 1700/43.5)
 	}
@@ -71,6 +73,9 @@ func TestPackageRows(t *testing.T) {
 	}
 	if typ.Err != "skipped: sandbox unavailable: no bwrap" {
 		t.Errorf("typical row error %q", typ.Err)
+	}
+	if paced.Value != 6 || paced.Text != "p50 6.00 ms, p99 12.0 ms" || paced.Ratio != 45.0/6 {
+		t.Errorf("paced row: value %g text %q ratio %g, want 6, p50 6.00 ms, p99 12.0 ms, %g", paced.Value, paced.Text, paced.Ratio, 45.0/6)
 	}
 }
 

@@ -3,7 +3,9 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"strconv"
@@ -91,7 +93,9 @@ func poolCPU(b *testing.B, p *Pool) time.Duration {
 		pids := []int{w.cmd.Process.Pid}
 		for i := 0; i < len(pids); i++ {
 			kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pids[i], pids[i]))
-			if err != nil {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+				continue // a call's child that has just ended
+			} else if err != nil {
 				b.Fatalf("worker CPU: %v", err)
 			}
 			for _, f := range strings.Fields(string(kids)) {
@@ -101,7 +105,9 @@ func poolCPU(b *testing.B, p *Pool) time.Duration {
 		}
 		for _, pid := range pids {
 			st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-			if err != nil {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+				continue // its CPU time is the worker's cutime once reaped
+			} else if err != nil {
 				b.Fatalf("worker CPU: %v", err)
 			}
 			f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+2:]))
