@@ -148,6 +148,7 @@ func (t *Trainer) collect(ctx context.Context) (*batch, error) {
 		tasks := make([]Task, len(ids))
 		for k, i := range ids {
 			tasks[k] = t.Train[order[i]]
+			t.at("prompt", order[i])
 		}
 		seed := cfg.Run.Seed*1_000_003 + uint64(t.Step)*101 + uint64(round)
 		t.at("rollout", t.Step)

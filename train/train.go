@@ -79,8 +79,9 @@ type Trainer struct {
 	BeforeRL *float64
 
 	// hook, when set (tests), is called as each unit of work begins: "sft" (a warm-up step),
-	// "rollout", "token" (the n-th append of a rollout), "old" (old log-probs), "update" (a
-	// mini-batch update) and "eval", with the step, warm-up step, append or update index.
+	// "rollout", "prompt" (one of this rank's training tasks of a rollout, by index), "token"
+	// (the n-th append of a rollout), "old" (old log-probs), "update" (a mini-batch update) and
+	// "eval", with the step, warm-up step, task, append or update index.
 	hook     func(phase string, n int)
 	ownPool  bool          // Close closes Pool (NewTrainer's; a group closes its own)
 	refReady bool          // Ref holds the reference (loaded, or copied from the policy)
