@@ -240,12 +240,17 @@ type shape struct {
 
 // rankShape is the shape of a rank of a run of cfg over size ranks: activations for a
 // micro-batch or the longest sequence, whichever is larger (so that no batch allocates during
-// the run), and cache slots for the rank's share of a step's trajectories (at most 256).
+// the run), and cache slots for rollout.slots or else the rank's share of a step's
+// trajectories (at most 256); trajectories beyond the slots wait for a free one.
 func rankShape(cfg config.Config, size int) shape {
 	r := cfg.Rollout
 	share := (r.PromptsPerStep + size - 1) / size
 	maxLen := r.MaxPrompt + r.MaxResponse
-	return shape{Tokens: max(cfg.Optim.MicroTokens, maxLen), Slots: min(share*r.N, 256), MaxLen: maxLen,
+	slots := min(share*r.N, 256)
+	if r.Slots > 0 {
+		slots = r.Slots
+	}
+	return shape{Tokens: max(cfg.Optim.MicroTokens, maxLen), Slots: slots, MaxLen: maxLen,
 		Reference: cfg.RL.KLCoef != 0}
 }
 
@@ -386,7 +391,10 @@ func (g *Group) each(ctx context.Context, fn func(ctx context.Context, t *Traine
 	}
 	// The failed rank's own error first, then an interruption, then whatever an abort left.
 	for _, pick := range []func(error) bool{
-		func(err error) bool { var ae *engine.AbortError; return !errors.As(err, &ae) && !errors.Is(err, ErrInterrupted) },
+		func(err error) bool {
+			var ae *engine.AbortError
+			return !errors.As(err, &ae) && !errors.Is(err, ErrInterrupted)
+		},
 		func(err error) bool { return errors.Is(err, ErrInterrupted) },
 		func(error) bool { return true },
 	} {

@@ -64,7 +64,7 @@ type Trainer struct {
 	Scorer   Scorer
 	EOS      []int32
 	Train    []Task
-	Eval     []Task // held-out problems
+	Eval     []Task      // held-out problems
 	Comm     engine.Comm // the data-parallel group; nil on a single device
 	Log      io.Writer   // rank 0's progress; the other ranks' is io.Discard
 	// Ref is the frozen reference of the KL term (rl.kl_coef > 0): model.reference, or a copy

@@ -1,0 +1,106 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"cir/engine"
+	"cir/train"
+	"cir/train/config"
+	"cir/train/metrics"
+)
+
+// TestDataParallelGPUs: two RL steps of the toy job (no interpreter calls) on one GPU and on
+// two GPUs with NCCL (ZeRO-1: reduce-scattered gradients, sharded AdamW, all-gathered bf16
+// weights) give the same trajectories (rewards, lengths: the same metrics) and the same
+// weights on both GPUs, within a bf16 rounding of one rank's weights (the gradient sums are
+// added in another order). Needs two GPUs (the emulator has them) and NCCL.
+func TestDataParallelGPUs(t *testing.T) {
+	b0, _ := gpu(t)
+	b1 := secondGPU(t)
+	run := func(bs []*Backend) ([]float32, []metrics.Record) {
+		out := filepath.Join(t.TempDir(), "run")
+		cfg, err := config.Load(filepath.Join("..", "..", "configs", "toy.yaml"), []string{
+			"model.init=" + filepath.Join("..", "..", "configs", "toy-model.json"), "run.out_dir=" + out,
+			"sft.steps=0", "data.toy.train=40", "data.toy.eval=0", "rollout.n=2", "rollout.prompts_per_step=4",
+			"rollout.max_response=12", "rollout.max_calls=0", "run.steps=2", "optim.mini_batches=2", "rl.ppo_epochs=1",
+			"optim.lr=1e-2", "optim.eps=1e-8"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ranks := make([]train.Rank, len(bs))
+		for r, b := range bs {
+			ranks[r].Backend = b
+		}
+		if len(bs) > 1 {
+			comms, err := NewComms(bs)
+			if err != nil {
+				t.Skipf("NCCL: %v", err)
+			}
+			defer comms.Close()
+			for r := range bs {
+				ranks[r].Comm = comms.Rank(r)
+			}
+		}
+		g, err := train.NewGroup(context.Background(), cfg, train.Options{}, ranks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		if _, err := g.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		var p [][]float32
+		for _, tr := range g.Ranks {
+			all := tr.Model.Params.All
+			x := make([]float32, all.Len())
+			tr.Model.B.Download(engine.HostF32(x, len(x)), all)
+			if err := tr.Model.B.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			p = append(p, x)
+		}
+		for r := 1; r < len(p); r++ {
+			for i := range p[0] {
+				if p[r][i] != p[0][i] {
+					t.Fatalf("rank %d's weights differ from rank 0's at %d: %v, %v", r, i, p[r][i], p[0][i])
+				}
+			}
+		}
+		recs, err := metrics.ReadFile(filepath.Join(out, "metrics.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p[0], recs
+	}
+	want, wantRecs := run([]*Backend{b0})
+	got, recs := run([]*Backend{b0, b1})
+	// One bf16 rounding step of the weight: 2^-8 relative.
+	worst, moved := 0.0, 0
+	for i := range want {
+		d := math.Abs(float64(got[i] - want[i]))
+		worst = max(worst, d/max(math.Abs(float64(want[i])), 1e-3))
+		if d > 0 {
+			moved++
+		}
+	}
+	t.Logf("2 GPUs against 1: max relative difference %.3g, %d of %d weights differ", worst, moved, len(want))
+	if worst > 1.0/128 {
+		t.Errorf("weights on 2 GPUs: max relative difference %.3g against 1 GPU, tolerance 2^-7", worst)
+	}
+	if len(recs) != len(wantRecs) {
+		t.Fatalf("%d metrics records on 2 GPUs, %d on one", len(recs), len(wantRecs))
+	}
+	for i := range recs {
+		// The trajectories: the same tokens sampled.
+		for _, k := range []string{"reward_mean", "accuracy", "response_len_mean", "response_len_max", "clipped_share"} {
+			if w, ok := wantRecs[i][k]; !ok || recs[i][k] != w {
+				t.Errorf("step %d: %s = %v on 2 GPUs, %v on one", i+1, k, recs[i][k], w)
+			}
+		}
+	}
+}
