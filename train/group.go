@@ -146,7 +146,11 @@ func NewGroup(ctx context.Context, cfg config.Config, opt Options, ranks []Rank)
 		if t.xchg != nil {
 			arenas = append(arenas, t.xchg.arena)
 		}
-		WritePlan(t.Log, arenas, t.Model.B.Device(), size, 0)
+		var memory int64 // the device's, where the backend knows it (a GPU)
+		if m, ok := t.Model.B.(interface{ MemInfo() (free, total int64) }); ok {
+			_, memory = m.MemInfo()
+		}
+		WritePlan(t.Log, arenas, t.Model.B.Device(), size, memory)
 	}
 	ok = true
 	return g, nil

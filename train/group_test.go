@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"cir/engine/cpu"
 	"cir/train/config"
 	"cir/train/metrics"
+	"cir/train/reward"
 )
 
 // toyGroupJob is the default job cut down to seconds (as toyJob), with six prompts a step so
@@ -28,9 +30,26 @@ var toyGroupJob = []string{"sft.steps=20", "sft.warmup_steps=5", "data.toy.train
 	"optim.mini_batches=2", "rl.ppo_epochs=2", "rollout.sandbox.workers=1", "rollout.sandbox.lazy=true",
 	"run.threads=1"}
 
+// parityScorer rewards a response whose bytes add up to an even number: about half of any
+// model's samples, so that every RL step of a short test has a signal (the toy task's checker
+// gives a barely trained model −1 everywhere, and its updates would be zero).
+type parityScorer struct{}
+
+func (parityScorer) Score(completion, _ string) reward.Result {
+	sum := 0
+	for _, c := range []byte(completion) {
+		sum += int(c)
+	}
+	r := reward.Result{Reward: -1}
+	if sum%2 == 0 {
+		r.Correct, r.Reward = true, 1
+	}
+	return r
+}
+
 // toyGroup builds the default job cut down (toyGroupJob and extra) on n in-process CPU ranks
 // of one thread each, writing under out.
-func toyGroup(t *testing.T, n int, out string, extra ...string) *Group {
+func toyGroup(t testing.TB, n int, out string, extra ...string) *Group {
 	t.Helper()
 	bs := make([]engine.Backend, n)
 	for r := range bs {
@@ -41,8 +60,11 @@ func toyGroup(t *testing.T, n int, out string, extra ...string) *Group {
 	return toyGroupOn(t, bs, out, extra...)
 }
 
+// wrap, when set, wraps the Comms of the groups toyGroupOn builds.
+var wrap func(engine.Comm) engine.Comm
+
 // toyGroupOn is toyGroup on the given backends.
-func toyGroupOn(t *testing.T, bs []engine.Backend, out string, extra ...string) *Group {
+func toyGroupOn(t testing.TB, bs []engine.Backend, out string, extra ...string) *Group {
 	t.Helper()
 	cfg, err := config.Load(filepath.Join("..", "configs", "toy.yaml"), append(append([]string{
 		"model.init=" + filepath.Join("..", "configs", "toy-model.json"), "run.out_dir=" + out}, toyGroupJob...), extra...))
@@ -53,11 +75,14 @@ func toyGroupOn(t *testing.T, bs []engine.Backend, out string, extra ...string) 
 	ranks := make([]Rank, len(bs))
 	for r, b := range bs {
 		ranks[r] = Rank{Backend: b, Comm: comms[r]}
+		if wrap != nil {
+			ranks[r].Comm = wrap(comms[r])
+		}
 	}
 	if len(bs) == 1 {
 		ranks[0].Comm = nil
 	}
-	g, err := NewGroup(context.Background(), cfg, Options{}, ranks)
+	g, err := NewGroup(context.Background(), cfg, Options{Scorer: parityScorer{}}, ranks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,6 +186,11 @@ func TestDataParallelRanks(t *testing.T) {
 			}
 			evals := evalResults(t, out)
 			if n == 1 {
+				for _, r := range recs {
+					if r["grad_norm"] == 0 || r["reward_std"] == 0 {
+						t.Fatalf("a step without signal (the test would compare no-op updates): %v", r)
+					}
+				}
 				want, wantRecs, wantEval, wantPrompts = got, recs, evals, prompts[0]
 				return
 			}
@@ -259,15 +289,21 @@ func TestRankFailureStopsAll(t *testing.T) {
 // uninterrupted run (max abs error ≤ 1e-5).
 func TestResumeOnOtherRanks(t *testing.T) {
 	needSandbox(t)
-	ref := toyGroup(t, 2, filepath.Join(t.TempDir(), "ref"))
+	// No warm-up or evaluation (TestDataParallelRanks has them): the steps' updates only.
+	quick := []string{"sft.steps=0", "data.toy.eval=0"}
+	ref := toyGroup(t, 2, filepath.Join(t.TempDir(), "ref"), quick...)
+	init := groupParams(t, ref)
 	if _, err := ref.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	want := groupParams(t, ref)
+	if d := maxAbsDiff(init, want); d < 1e-4 {
+		t.Fatalf("the uninterrupted run moved the parameters by %.3g at most: nothing to compare", d)
+	}
 	for _, n := range []int{1, 3} {
 		t.Run(fmt.Sprintf("ranks=%d", n), func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "run")
-			g := toyGroup(t, 2, out)
+			g := toyGroup(t, 2, out, quick...)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			hit := interruptAt(g.Ranks[1], cancel, "update", 1, 1)
@@ -276,7 +312,7 @@ func TestResumeOnOtherRanks(t *testing.T) {
 			if !*hit || !errors.As(err, &ie) || ie.Checkpoint == "" {
 				t.Fatalf("interruption reached %v; Run returned %v, want an InterruptError with a checkpoint", *hit, err)
 			}
-			r := toyGroup(t, n, out, "run.resume=true")
+			r := toyGroup(t, n, out, append(quick, "run.resume=true")...)
 			if _, err := r.Run(context.Background()); err != nil {
 				t.Fatalf("resumed on %d ranks: %v", n, err)
 			}
@@ -288,6 +324,75 @@ func TestResumeOnOtherRanks(t *testing.T) {
 			if !strings.Contains(ie.Checkpoint, "step-") {
 				t.Errorf("checkpoint %q", ie.Checkpoint)
 			}
+		})
+	}
+}
+
+// timedComm is a Comm that adds the time spent in its collectives to *spent.
+type timedComm struct {
+	engine.Comm
+	spent *atomic.Int64
+}
+
+func (c timedComm) time(start time.Time, err error) error {
+	c.spent.Add(int64(time.Since(start)))
+	return err
+}
+func (c timedComm) AllReduceSum(t engine.Tensor) error {
+	return c.time(time.Now(), c.Comm.AllReduceSum(t))
+}
+func (c timedComm) ReduceScatterSum(out, in engine.Tensor) error {
+	return c.time(time.Now(), c.Comm.ReduceScatterSum(out, in))
+}
+func (c timedComm) AllGather(out, in engine.Tensor) error {
+	return c.time(time.Now(), c.Comm.AllGather(out, in))
+}
+func (c timedComm) Broadcast(t engine.Tensor, root int) error {
+	return c.time(time.Now(), c.Comm.Broadcast(t, root))
+}
+
+// BenchmarkDataParallel: RL steps of the default job (randomly initialised model, no warm-up:
+// its answers run to the length limit, 16 prompts × 4 samples of ≤ 128 tokens, the interpreter
+// budget 0) on the machine's cores as one rank with all of them or as ranks of equal shares.
+// It reports response tokens per second over the whole step (rollout, update) and the share
+// of the ranks' time spent inside collectives (waiting for the other ranks included). One
+// iteration is one step: -benchtime 3x.
+func BenchmarkDataParallel(b *testing.B) {
+	cores := runtime.NumCPU()
+	for _, n := range []int{1, 2} {
+		if cores%n != 0 {
+			continue
+		}
+		b.Run(fmt.Sprintf("ranks=%d,threads=%d", n, cores/n), func(b *testing.B) {
+			var spent atomic.Int64
+			wrap = func(c engine.Comm) engine.Comm { return timedComm{c, &spent} }
+			defer func() { wrap = nil }()
+			bs := make([]engine.Backend, n)
+			for r := range bs {
+				c := cpu.New(cores / n)
+				b.Cleanup(func() { c.Close() })
+				bs[r] = c
+			}
+			out := filepath.Join(b.TempDir(), "run")
+			g := toyGroupOn(b, bs, out, "sft.steps=0", "data.toy.eval=0", "rollout.n=4", "rollout.prompts_per_step=16",
+				"rollout.max_response=128", "rollout.max_calls=0", "rl.ppo_epochs=1", "optim.mini_batches=2",
+				fmt.Sprintf("run.steps=%d", b.N))
+			b.ResetTimer()
+			start := time.Now()
+			if _, err := g.Run(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			wall := time.Since(start)
+			recs, err := metrics.ReadFile(filepath.Join(out, "metrics.jsonl"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			tokens := 0.0
+			for _, r := range recs {
+				tokens += r["response_len_mean"] * 64
+			}
+			b.ReportMetric(tokens/wall.Seconds(), "tokens/s")
+			b.ReportMetric(float64(spent.Load())/float64(n)/float64(wall), "collective_share")
 		})
 	}
 }

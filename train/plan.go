@@ -87,10 +87,11 @@ func WritePlan(w io.Writer, arenas []*engine.Arena, dev engine.Device, ranks int
 	}
 	row("total", total, "")
 	if memory > 0 {
-		verdict := "fits"
-		if total > memory {
-			verdict = "does NOT fit"
+		gib := func(b int64) float64 { return float64(b) / (1 << 30) }
+		if total <= memory {
+			fmt.Fprintf(w, "  fits in %.2f GiB per device (%.2f GiB spare)\n", gib(memory), gib(memory-total))
+		} else {
+			fmt.Fprintf(w, "  does NOT fit in %.2f GiB per device (%.2f GiB short)\n", gib(memory), gib(total-memory))
 		}
-		fmt.Fprintf(w, "  %s in %.2f GiB per device (%.2f GiB spare)\n", verdict, float64(memory)/(1<<30), float64(memory-total)/(1<<30))
 	}
 }

@@ -12,13 +12,27 @@ import (
 	"cir/train"
 	"cir/train/config"
 	"cir/train/metrics"
+	"cir/train/reward"
 )
 
-// TestDataParallelGPUs: two RL steps of the toy job (no interpreter calls) on one GPU and on
-// two GPUs with NCCL (ZeRO-1: reduce-scattered gradients, sharded AdamW, all-gathered bf16
-// weights) give the same trajectories (rewards, lengths: the same metrics) and the same
-// weights on both GPUs, within a bf16 rounding of one rank's weights (the gradient sums are
-// added in another order). Needs two GPUs (the emulator has them) and NCCL.
+// firstByte rewards a response whose first byte is ASCII: a random byte-level model does that
+// about half the time, so the advantages are not all zero.
+type firstByte struct{}
+
+func (firstByte) Score(completion, _ string) reward.Result {
+	r := reward.Result{Reward: -1}
+	if len(completion) > 0 && completion[0] < 128 {
+		r.Correct, r.Reward = true, 1
+	}
+	return r
+}
+
+// TestDataParallelGPUs: an RL step of the toy job (no interpreter calls; two mini-batches, so
+// two updates) on one GPU and on two GPUs with NCCL (the initial weights broadcast, each rank
+// rolling out half the prompts; ZeRO-1: reduce-scattered gradients, sharded AdamW, all-gathered
+// bf16 weights) gives the same trajectories (rewards, lengths: the same metrics), the same
+// weights on both GPUs, and weights within a bf16 rounding of one GPU's (the gradients' sums
+// are added in another order). Needs two GPUs (the emulator has them) and NCCL.
 func TestDataParallelGPUs(t *testing.T) {
 	b0, _ := gpu(t)
 	b1 := secondGPU(t)
@@ -26,9 +40,9 @@ func TestDataParallelGPUs(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "run")
 		cfg, err := config.Load(filepath.Join("..", "..", "configs", "toy.yaml"), []string{
 			"model.init=" + filepath.Join("..", "..", "configs", "toy-model.json"), "run.out_dir=" + out,
-			"sft.steps=0", "data.toy.train=40", "data.toy.eval=0", "rollout.n=2", "rollout.prompts_per_step=4",
-			"rollout.max_response=12", "rollout.max_calls=0", "run.steps=2", "optim.mini_batches=2", "rl.ppo_epochs=1",
-			"optim.lr=1e-2", "optim.eps=1e-8"})
+			"sft.steps=0", "data.toy.train=40", "data.toy.eval=0", "rollout.n=4", "rollout.prompts_per_step=4",
+			"rollout.max_response=12", "rollout.max_calls=0", "run.steps=1", "optim.mini_batches=2", "rl.ppo_epochs=1",
+			"optim.lr=1e-3"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,23 +60,36 @@ func TestDataParallelGPUs(t *testing.T) {
 				ranks[r].Comm = comms.Rank(r)
 			}
 		}
-		g, err := train.NewGroup(context.Background(), cfg, train.Options{}, ranks)
+		g, err := train.NewGroup(context.Background(), cfg, train.Options{Scorer: firstByte{}}, ranks)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer g.Close()
-		if _, err := g.Run(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		var p [][]float32
-		for _, tr := range g.Ranks {
+		weights := func(tr *train.Trainer) []float32 {
 			all := tr.Model.Params.All
 			x := make([]float32, all.Len())
 			tr.Model.B.Download(engine.HostF32(x, len(x)), all)
 			if err := tr.Model.B.Sync(); err != nil {
 				t.Fatal(err)
 			}
-			p = append(p, x)
+			return x
+		}
+		init := weights(g.Ranks[0])
+		if _, err := g.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		var p [][]float32
+		for _, tr := range g.Ranks {
+			p = append(p, weights(tr))
+		}
+		changed := 0
+		for i := range init {
+			if p[0][i] != init[i] {
+				changed++
+			}
+		}
+		if changed < len(init)/10 {
+			t.Fatalf("the step changed %d of %d weights", changed, len(init))
 		}
 		for r := 1; r < len(p); r++ {
 			for i := range p[0] {
