@@ -277,15 +277,3 @@ func (r *Comm) wait(op string, st C.int, comm unsafe.Pointer) error {
 }
 
 var _ engine.Comm = (*Comm)(nil)
-
-// DeviceMemory returns the memory of GPU index in bytes (from its properties, allocating
-// nothing).
-func DeviceMemory(index int) (int64, error) {
-	var name [256]C.char
-	var sms, major, minor, bus, clk C.int
-	var mem C.size_t
-	if err := cerr("cudaGetDeviceProperties", C.cir_device_props(C.int(index), &name[0], 256, &sms, &major, &minor, &mem, &bus, &clk)); err != nil {
-		return 0, err
-	}
-	return int64(mem), nil
-}

@@ -613,7 +613,7 @@ func TestNCCLTwoRanks(t *testing.T) {
 		}
 	}
 	// Rank 1 fails while rank 0 waits in an all-reduce.
-	x := up(0, engine.F32, xs[0])
+	x := [2]engine.Tensor{up(0, engine.F32, xs[0]), up(1, engine.F32, xs[1])}
 	failure := errors.New("rank 1's injected failure")
 	start := time.Now()
 	errs := each(func(r int, c *Comm) error {
@@ -622,7 +622,7 @@ func TestNCCLTwoRanks(t *testing.T) {
 			c.Abort(failure)
 			return nil
 		}
-		return c.AllReduceSum(x)
+		return c.AllReduceSum(x[0])
 	})
 	var ae *engine.AbortError
 	if !errors.As(errs[0], &ae) || ae.Rank != 1 || !errors.Is(errs[0], failure) {
@@ -631,7 +631,7 @@ func TestNCCLTwoRanks(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("rank 0 returned %v after the abort", d)
 	}
-	errs = each(func(r int, c *Comm) error { return c.Broadcast(x, 0) })
+	errs = each(func(r int, c *Comm) error { return c.Broadcast(x[r], 0) })
 	for r, err := range errs {
 		if !errors.As(err, &ae) {
 			t.Errorf("rank %d's broadcast after the abort: %v, want an *engine.AbortError", r, err)
