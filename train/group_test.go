@@ -359,19 +359,20 @@ func (c timedComm) Broadcast(t engine.Tensor, root int) error {
 // iteration is one step: -benchtime 3x.
 func BenchmarkDataParallel(b *testing.B) {
 	cores := runtime.NumCPU()
-	for _, n := range []int{1, 2} {
-		if cores%n != 0 {
+	for _, c := range []struct{ n, threads int }{{1, 1}, {1, cores}, {2, cores / 2}} {
+		n := c.n
+		if c.threads < 1 {
 			continue
 		}
-		b.Run(fmt.Sprintf("ranks=%d,threads=%d", n, cores/n), func(b *testing.B) {
+		b.Run(fmt.Sprintf("ranks=%d,threads=%d", n, c.threads), func(b *testing.B) {
 			var spent atomic.Int64
 			wrap = func(c engine.Comm) engine.Comm { return timedComm{c, &spent} }
 			defer func() { wrap = nil }()
 			bs := make([]engine.Backend, n)
 			for r := range bs {
-				c := cpu.New(cores / n)
-				b.Cleanup(func() { c.Close() })
-				bs[r] = c
+				cb := cpu.New(c.threads)
+				b.Cleanup(func() { cb.Close() })
+				bs[r] = cb
 			}
 			out := filepath.Join(b.TempDir(), "run")
 			g := toyGroupOn(b, bs, out, "sft.steps=0", "data.toy.eval=0", "rollout.n=4", "rollout.prompts_per_step=16",
