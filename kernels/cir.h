@@ -155,6 +155,18 @@ int cir_nccl_open(void);
 int cir_nccl_init_all(void **comms, int ndev, const int *devs);
 /* cir_nccl_all_reduce_sum sums count elements of type dt (CIR_F32/CIR_BF16) in place. */
 int cir_nccl_all_reduce_sum(void *buf, size_t count, int dt, void *comm, cudaStream_t s);
+/* cir_nccl_reduce_scatter_sum sets recv (count elements of type dt) to the sum over the ranks
+ * of send[rank·count : (rank+1)·count]. */
+int cir_nccl_reduce_scatter_sum(const void *send, void *recv, size_t count, int dt, void *comm, cudaStream_t s);
+/* cir_nccl_all_gather sets recv[r·bytes : (r+1)·bytes] to rank r's send (bytes bytes). */
+int cir_nccl_all_gather(const void *send, void *recv, size_t bytes, void *comm, cudaStream_t s);
+/* cir_nccl_broadcast copies bytes bytes of root's buf into every rank's buf. */
+int cir_nccl_broadcast(void *buf, size_t bytes, int root, void *comm, cudaStream_t s);
+/* cir_nccl_async_error returns the communicator's asynchronous error (0 while none, or still
+ * in progress) as a status. */
+int cir_nccl_async_error(void *comm);
+/* cir_nccl_abort aborts the communicator's operations and frees it (ncclCommAbort). */
+int cir_nccl_abort(void *comm);
 int cir_nccl_destroy(void *comm);
 /* cir_nccl_error returns NCCL's text for a CIR_STATUS_NCCL+r status, or NULL. */
 const char *cir_nccl_error(int status);

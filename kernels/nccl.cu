@@ -50,6 +50,35 @@ extern "C" int cir_nccl_all_reduce_sum(void *buf, size_t count, int dt, void *co
   return st(api.all_reduce(buf, buf, count, t, CIRNCCL_SUM, comm, (void *)s));
 }
 
+extern "C" int cir_nccl_reduce_scatter_sum(const void *send, void *recv, size_t count, int dt, void *comm,
+                                           cudaStream_t s) {
+  if (int e = cir_nccl_open()) return e;
+  int t = dt == CIR_BF16 ? CIRNCCL_BFLOAT16 : CIRNCCL_FLOAT32;
+  return st(api.reduce_scatter(send, recv, count, t, CIRNCCL_SUM, comm, (void *)s));
+}
+
+extern "C" int cir_nccl_all_gather(const void *send, void *recv, size_t bytes, void *comm, cudaStream_t s) {
+  if (int e = cir_nccl_open()) return e;
+  return st(api.all_gather(send, recv, bytes, CIRNCCL_INT8, comm, (void *)s));
+}
+
+extern "C" int cir_nccl_broadcast(void *buf, size_t bytes, int root, void *comm, cudaStream_t s) {
+  if (int e = cir_nccl_open()) return e;
+  return st(api.broadcast(buf, buf, bytes, CIRNCCL_INT8, root, comm, (void *)s));
+}
+
+extern "C" int cir_nccl_async_error(void *comm) {
+  if (int e = cir_nccl_open()) return e;
+  cirnccl_result r = 0;
+  if (int e = st(api.async_error(comm, &r))) return e;
+  return r == CIRNCCL_IN_PROGRESS ? 0 : st(r);
+}
+
+extern "C" int cir_nccl_abort(void *comm) {
+  if (int e = cir_nccl_open()) return e;
+  return st(api.comm_abort(comm));
+}
+
 extern "C" int cir_nccl_destroy(void *comm) {
   if (int e = cir_nccl_open()) return e;
   return st(api.comm_destroy(comm));

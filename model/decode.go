@@ -50,21 +50,15 @@ func (m *Model) NewDecoder(slots, maxLen int) (*Decoder, error) {
 	if slots <= 0 || maxLen <= 0 {
 		return nil, fmt.Errorf("decoder: %d slots of %d positions", slots, maxLen)
 	}
-	budget := max(512, 2*slots)
-	c := m.Cfg
-	act := m.B.ActDType()
-	kvElems := int64(slots) * int64(maxLen) * int64(c.NumKVHeads*c.HeadDim)
-	cacheBytes := 2 * int64(c.NumLayers) * ((kvElems*int64(act.Size()) + engine.Align - 1) / engine.Align * engine.Align)
-	cache, err := engine.NewArena(m.B, "kv-cache", cacheBytes)
+	plan := engine.NewPlan("kv-cache")
+	planCache(plan, m.Cfg, m.B.ActDType(), slots, maxLen)
+	cache, err := engine.NewArena(m.B, "kv-cache", plan.Used())
 	if err != nil {
 		return nil, fmt.Errorf("KV cache of %d slots × %d positions: %w", slots, maxLen, err)
 	}
-	d := &Decoder{m: m, slots: slots, maxLen: maxLen, budget: budget, cache: cache}
-	for l := 0; l < c.NumLayers; l++ {
-		d.kc = append(d.kc, cache.Tensor(fmt.Sprintf("k.%d", l), act, slots, maxLen, c.NumKVHeads, c.HeadDim))
-		d.vc = append(d.vc, cache.Tensor(fmt.Sprintf("v.%d", l), act, slots, maxLen, c.NumKVHeads, c.HeadDim))
-	}
-	plan := engine.NewPlan("decode")
+	d := &Decoder{m: m, slots: slots, maxLen: maxLen, budget: decodeBudget(slots), cache: cache}
+	d.kc, d.vc = planCache(cache, m.Cfg, m.B.ActDType(), slots, maxLen)
+	plan = engine.NewPlan("decode")
 	d.carve(plan)
 	if d.scratch, err = engine.NewArena(m.B, "decode", plan.Used()); err != nil {
 		cache.Close()
@@ -72,10 +66,22 @@ func (m *Model) NewDecoder(slots, maxLen int) (*Decoder, error) {
 	}
 	d.carve(d.scratch)
 	if m.Log != nil {
-		fmt.Fprintf(m.Log, "decoder memory (%d slots × %d positions, %d tokens a step):\n", slots, maxLen, budget)
+		fmt.Fprintf(m.Log, "decoder memory (%d slots × %d positions, %d tokens a step):\n", slots, maxLen, d.budget)
 		engine.PrintPlan(m.Log, m.B.Device(), m.params, cache, d.scratch)
 	}
 	return d, nil
+}
+
+// decodeBudget is the most tokens a decoder of slots slots feeds in one step.
+func decodeBudget(slots int) int { return max(512, 2*slots) }
+
+// planCache carves the key and value caches of every layer, slots × maxLen positions each.
+func planCache(a *engine.Arena, c Config, act engine.DType, slots, maxLen int) (kc, vc []engine.Tensor) {
+	for l := 0; l < c.NumLayers; l++ {
+		kc = append(kc, a.Tensor(fmt.Sprintf("k.%d", l), act, slots, maxLen, c.NumKVHeads, c.HeadDim))
+		vc = append(vc, a.Tensor(fmt.Sprintf("v.%d", l), act, slots, maxLen, c.NumKVHeads, c.HeadDim))
+	}
+	return kc, vc
 }
 
 func (d *Decoder) carve(a *engine.Arena) {

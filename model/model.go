@@ -24,27 +24,64 @@ type Model struct {
 	params *engine.Arena
 	grads  *engine.Arena
 	acts   *acts
+	ranks  int           // data-parallel ranks the flat buffers are padded for
+	flat   engine.Tensor // Params.All and its padding: ranks × ShardLen elements
+	gflat  engine.Tensor // the same for Grads.All (after Reserve)
 	// Log receives the memory plans; nil is silent.
 	Log io.Writer
 }
 
 // New allocates a model of cfg on b with zero parameters. The error names the invalid field of
 // cfg, or wraps engine.ErrOutOfMemory.
-func New(cfg Config, b engine.Backend) (*Model, error) {
+func New(cfg Config, b engine.Backend) (*Model, error) { return NewReplica(cfg, b, 1) }
+
+// NewReplica allocates, as New, one replica of a model trained data-parallel over ranks ranks
+// with the optimizer state sharded (ZeRO-1): its flat parameter and gradient buffers are padded
+// to ranks equal shards of ShardLen(cfg, ranks) elements (zeros past the parameters), so that
+// gradients can be reduce-scattered and parameters all-gathered shard by shard. ranks must be
+// at least 1.
+func NewReplica(cfg Config, b engine.Backend, ranks int) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if ranks < 1 {
+		return nil, fmt.Errorf("model: %d data-parallel ranks", ranks)
+	}
 	dt := b.ParamDType()
-	n := paramElems(cfg)
-	a, err := engine.NewArena(b, "params", int64(n)*int64(dt.Size()))
+	plan := engine.NewPlan("params")
+	planParams(plan, cfg, dt, ranks)
+	a, err := engine.NewArena(b, "params", plan.Used())
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Cfg: cfg, B: b, params: a,
+	m := &Model{Cfg: cfg, B: b, params: a, ranks: ranks,
 		heads: engine.Heads{Q: cfg.NumHeads, KV: cfg.NumKVHeads, D: cfg.HeadDim}}
-	m.Params = viewParams(cfg, a.Tensor("params", dt, n))
+	m.flat = planParams(a, cfg, dt, ranks)
+	m.Params = viewParams(cfg, m.flat.Slice(0, paramElems(cfg)))
 	return m, nil
 }
+
+// ShardLen is the number of elements of each rank's shard of cfg's flat parameters when ranks
+// data-parallel ranks split them: ⌈P/ranks⌉ rounded up to the parameter alignment, P the
+// parameters with their alignment padding. One rank's shard is all of them.
+func ShardLen(cfg Config, ranks int) int {
+	n := (paramElems(cfg) + ranks - 1) / ranks
+	return (n + paramAlign - 1) / paramAlign * paramAlign
+}
+
+// planParams carves the padded flat buffer of cfg's parameters (or gradients) from a.
+func planParams(a *engine.Arena, cfg Config, dt engine.DType, ranks int) engine.Tensor {
+	return a.Tensor(a.Name, dt, ranks*ShardLen(cfg, ranks))
+}
+
+// Ranks is the number of data-parallel ranks the model's buffers are padded for (1 for New).
+func (m *Model) Ranks() int { return m.ranks }
+
+// Flat is the padded flat parameter buffer: Ranks()·ShardLen elements, Params.All first.
+func (m *Model) Flat() engine.Tensor { return m.flat }
+
+// FlatGrads is the padded flat gradient buffer (F32, as Flat), absent before Reserve.
+func (m *Model) FlatGrads() engine.Tensor { return m.gflat }
 
 // Close frees the model's device memory.
 func (m *Model) Close() error {
@@ -211,13 +248,15 @@ func (m *Model) Reserve(maxN int) error {
 	}
 	m.acts = m.planActs(a, maxN)
 	if m.grads == nil {
-		n := paramElems(m.Cfg)
-		g, err := engine.NewArena(m.B, "grads", int64(n)*4)
+		gp := engine.NewPlan("grads")
+		planParams(gp, m.Cfg, engine.F32, m.ranks)
+		g, err := engine.NewArena(m.B, "grads", gp.Used())
 		if err != nil {
 			return err
 		}
 		m.grads = g
-		m.Grads = viewParams(m.Cfg, g.Tensor("grads", engine.F32, n))
+		m.gflat = planParams(g, m.Cfg, engine.F32, m.ranks)
+		m.Grads = viewParams(m.Cfg, m.gflat.Slice(0, paramElems(m.Cfg)))
 	}
 	if m.Log != nil {
 		fmt.Fprintf(m.Log, "memory plan (%s, %.1fM parameters, batches of %d tokens):\n",
@@ -230,7 +269,7 @@ func (m *Model) Reserve(maxN int) error {
 // ZeroGrad sets every gradient to zero.
 func (m *Model) ZeroGrad() {
 	if m.grads != nil {
-		m.B.Zero(m.Grads.All)
+		m.B.Zero(m.gflat)
 	}
 }
 
@@ -435,33 +474,66 @@ func (m *Model) Backward(dlogp, dent [][]float32) error {
 	return b.Sync()
 }
 
-// AdamW is the optimizer state: F32 moments over the flat parameters and, on a backend whose
-// parameters are not F32, F32 master weights.
+// AdamW is the optimizer state of one shard of the flat parameters (all of them for a model of
+// one rank): F32 moments and, on a backend whose parameters are not F32, F32 master weights.
 type AdamW struct {
 	M, V, Master engine.Tensor
+	Lo           int // the shard's first element in the flat parameters
 	Step         int
 	arena        *engine.Arena
 }
 
-// NewAdamW allocates zeroed optimizer state for m.
+// NewAdamW allocates zeroed optimizer state for all of m's parameters, the master weights
+// copied from them. It fails on a replica of several ranks, whose ranks each hold a shard
+// (NewAdamWShard).
 func (m *Model) NewAdamW() (*AdamW, error) {
-	n := paramElems(m.Cfg)
-	bytes := int64(n) * 8
-	master := m.B.ParamDType() != engine.F32
-	if master {
-		bytes += int64(n) * 4
+	if m.ranks != 1 {
+		return nil, fmt.Errorf("model: NewAdamW on a replica of %d ranks (each rank holds a shard: NewAdamWShard)", m.ranks)
 	}
-	a, err := engine.NewArena(m.B, "adamw", bytes)
+	return m.NewAdamWShard(0)
+}
+
+// NewAdamWShard allocates zeroed optimizer state for rank's shard of m's flat parameters
+// (ZeRO-1), the master weights copied from the parameters.
+func (m *Model) NewAdamWShard(rank int) (*AdamW, error) {
+	if rank < 0 || rank >= m.ranks {
+		return nil, fmt.Errorf("model: shard %d of %d", rank, m.ranks)
+	}
+	plan := engine.NewPlan("adamw")
+	planAdamW(plan, m.Cfg, m.B.ParamDType(), m.ranks)
+	a, err := engine.NewArena(m.B, "adamw", plan.Used())
 	if err != nil {
 		return nil, err
 	}
-	o := &AdamW{arena: a, M: a.Tensor("m", engine.F32, n), V: a.Tensor("v", engine.F32, n)}
-	if master {
-		o.Master = a.Tensor("master", engine.F32, n)
-		m.B.Copy(o.Master, m.Params.All)
-	}
+	o := planAdamW(a, m.Cfg, m.B.ParamDType(), m.ranks)
+	o.Lo = rank * ShardLen(m.Cfg, m.ranks)
+	m.SetMaster(o)
 	return o, nil
 }
+
+// planAdamW carves the optimizer state of one shard from a.
+func planAdamW(a *engine.Arena, cfg Config, param engine.DType, ranks int) *AdamW {
+	n := ShardLen(cfg, ranks)
+	o := &AdamW{arena: a, M: a.Tensor("m", engine.F32, n), V: a.Tensor("v", engine.F32, n)}
+	if param != engine.F32 {
+		o.Master = a.Tensor("master", engine.F32, n)
+	}
+	return o
+}
+
+// SetMaster copies the parameters of o's shard into its master weights (when it has them):
+// after the parameters were set other than by Step (loaded, or broadcast by another rank).
+func (m *Model) SetMaster(o *AdamW) {
+	if !o.Master.Nil() {
+		m.B.Copy(o.Master, m.ShardParams(o))
+	}
+}
+
+// ShardParams is the part of the flat parameters o updates.
+func (m *Model) ShardParams(o *AdamW) engine.Tensor { return m.flat.Slice(o.Lo, o.M.Len()) }
+
+// ShardGrads is the part of the flat gradients o's updates read.
+func (m *Model) ShardGrads(o *AdamW) engine.Tensor { return m.gflat.Slice(o.Lo, o.M.Len()) }
 
 // Reset zeroes the moments and the step count on backend b, as a fresh NewAdamW; the master
 // weights are kept.
@@ -485,18 +557,25 @@ type OptimStep struct {
 // GradNorm is the global L2 norm of the gradients.
 func (m *Model) GradNorm() float64 { return math.Sqrt(m.B.SumSquares(m.Grads.All)) }
 
-// Update clips the gradients and applies one AdamW step to the parameters; it returns the
-// gradient norm before clipping.
+// Update clips the gradients and applies one AdamW step to the parameters of o; it returns the
+// gradient norm before clipping. With o a shard of a replica, the norm is that of the shard's
+// gradients only: a data-parallel rank computes the global norm and calls Step.
 func (m *Model) Update(o *AdamW, h OptimStep) (float64, error) {
-	norm := m.GradNorm()
+	norm := math.Sqrt(m.B.SumSquares(m.ShardGrads(o)))
+	return norm, m.Step(o, h, norm)
+}
+
+// Step applies one AdamW step to the parameters of o's shard, their gradients first scaled so
+// that the global gradient norm, norm, is at most ClipNorm.
+func (m *Model) Step(o *AdamW, h OptimStep, norm float64) error {
 	scale := 1.0
 	if h.ClipNorm > 0 {
 		scale = min(1, h.ClipNorm/(norm+1e-6))
 	}
 	o.Step++
-	m.B.AdamW(m.Params.All, o.Master, m.Grads.All, o.M, o.V, engine.AdamWParams{
+	m.B.AdamW(m.ShardParams(o), o.Master, m.ShardGrads(o), o.M, o.V, engine.AdamWParams{
 		LR: float32(h.LR), Beta1: float32(h.Beta1), Beta2: float32(h.Beta2), Eps: float32(h.Eps),
 		WeightDecay: float32(h.WeightDecay), GradScale: float32(scale), Step: o.Step,
 	})
-	return norm, m.B.Sync()
+	return m.B.Sync()
 }

@@ -2,8 +2,10 @@ package train
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strconv"
+	"time"
 
 	"cir/engine"
 	"cir/model"
@@ -56,23 +58,49 @@ type Evaluator struct {
 }
 
 // sample runs the rollout of n samples of each task with a budget of maxCalls executions, the
-// sampling rule sp and seed.
-func (e *Evaluator) sample(ctx context.Context, tasks []Task, n, maxCalls int, sp engine.SampleParams, seed uint64) ([]rollout.Trajectory, rollout.Stats, error) {
+// sampling rule sp and seed; ids, when set, are the tasks' indices in a larger batch of which
+// this is a share (they seed the samples).
+func (e *Evaluator) sample(ctx context.Context, tasks []Task, ids []int, n, maxCalls int, sp engine.SampleParams, seed uint64) ([]rollout.Trajectory, rollout.Stats, error) {
 	prompts := make([][]int32, len(tasks))
 	for i, task := range tasks {
 		prompts[i] = task.Prompt
 	}
 	c := e.Settings.Config(n, maxCalls, e.EOS, seed)
-	c.Sample = sp
+	c.Sample, c.PromptIDs = sp, ids
 	eng := rollout.Engine{Policy: Policy(e.Dec), Tok: e.Tok, Exec: e.Exec, Config: c, OnAppend: e.onAppend}
 	return eng.Run(ctx, prompts)
 }
 
 // Evaluate samples k responses per task with at most maxCalls executions each (greedy when
-// sp's temperature is 0) and grades them.
+// sp's temperature is 0) and grades them. The ranks of a group call it together: each samples
+// its share of the tasks, and all return the result of the whole set.
 func (t *Trainer) Evaluate(ctx context.Context, tasks []Task, k, maxCalls int, sp engine.SampleParams, seed uint64) (EvalResult, error) {
 	t.at("eval", t.Step)
-	return t.evaluator().Evaluate(ctx, tasks, k, maxCalls, sp, seed)
+	start := time.Now()
+	ids := t.share(len(tasks))
+	mine := make([]Task, len(ids))
+	for j, i := range ids {
+		mine[j] = tasks[i]
+	}
+	var outs []graded
+	var err error
+	if len(mine) > 0 {
+		outs, _, err = t.evaluator().grade(ctx, mine, ids, k, maxCalls, sp, seed)
+	}
+	parts, err := t.settle(ctx, err, encode(outs))
+	if err != nil {
+		return EvalResult{}, err
+	}
+	var all []graded
+	for _, p := range parts {
+		var o []graded
+		if err := decode(p, &o); err != nil {
+			return EvalResult{}, err
+		}
+		all = append(all, o...)
+	}
+	slices.SortFunc(all, func(a, b graded) int { return a.Index - b.Index })
+	return summarize(tasks, k, maxCalls, all, time.Since(start)), nil
 }
 
 func (t *Trainer) evaluator() *Evaluator {
@@ -84,34 +112,64 @@ func (t *Trainer) evaluator() *Evaluator {
 	return e
 }
 
+// graded is one graded sample of an evaluation, which the ranks exchange.
+type graded struct {
+	Index         int // task·k + sample, the task's index in the whole set
+	Correct       bool
+	Calls, Length int // executions, response tokens
+}
+
+// grade samples k responses to each of tasks (ids: their indices in the whole set) and grades
+// them.
+func (e *Evaluator) grade(ctx context.Context, tasks []Task, ids []int, k, maxCalls int, sp engine.SampleParams, seed uint64) ([]graded, time.Duration, error) {
+	trajs, st, err := e.sample(ctx, tasks, ids, k, maxCalls, sp, seed)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]graded, len(trajs))
+	for i, tr := range trajs {
+		out[i] = graded{Index: ids[tr.Prompt]*k + tr.Sample, Correct: e.Scorer.Score(tr.Text, tasks[tr.Prompt].Answer).Correct,
+			Calls: len(tr.Calls), Length: len(tr.Tokens) - tr.PromptLen}
+	}
+	return out, st.Wall, nil
+}
+
 // Evaluate samples k responses per task with at most maxCalls executions each (greedy when
 // sp's temperature is 0) and grades them. Interrupted, it returns ErrInterrupted.
 func (e *Evaluator) Evaluate(ctx context.Context, tasks []Task, k, maxCalls int, sp engine.SampleParams, seed uint64) (EvalResult, error) {
-	r := EvalResult{Problems: len(tasks), K: k, MaxCalls: maxCalls, ByKind: map[string]float64{}}
 	if len(tasks) == 0 {
-		return r, nil
+		return summarize(tasks, k, maxCalls, nil, 0), nil
 	}
-	trajs, st, err := e.sample(ctx, tasks, k, maxCalls, sp, seed)
+	outs, wall, err := e.grade(ctx, tasks, indices(len(tasks)), k, maxCalls, sp, seed)
 	if err != nil {
 		if ctx.Err() != nil {
-			return r, interrupted(ctx.Err())
+			return EvalResult{}, interrupted(ctx.Err())
 		}
-		return r, err
+		return EvalResult{}, err
+	}
+	return summarize(tasks, k, maxCalls, outs, wall), nil
+}
+
+// summarize computes the result of an evaluation of k samples of each of tasks from every
+// graded sample (in the order of their indices).
+func summarize(tasks []Task, k, maxCalls int, all []graded, wall time.Duration) EvalResult {
+	r := EvalResult{Problems: len(tasks), K: k, MaxCalls: maxCalls, ByKind: map[string]float64{}}
+	if len(tasks) == 0 {
+		return r
 	}
 	correct := make([]int, len(tasks))
 	kindN := map[string]int{}
-	for _, tr := range trajs {
-		task := tasks[tr.Prompt]
-		ok := e.Scorer.Score(tr.Text, task.Answer).Correct
-		if ok {
-			correct[tr.Prompt]++
+	for _, g := range all {
+		task := tasks[g.Index/k]
+		if g.Correct {
+			correct[g.Index/k]++
 			r.ByKind[task.Kind]++
 		}
 		kindN[task.Kind]++
-		r.MeanCalls += float64(len(tr.Calls))
-		r.MeanLen += float64(len(tr.Tokens) - tr.PromptLen)
+		r.MeanCalls += float64(g.Calls)
+		r.MeanLen += float64(g.Length)
 	}
-	n := float64(len(trajs))
+	n := float64(len(all))
 	r.PassAt = map[string]float64{}
 	for j := 1; ; j *= 2 {
 		j = min(j, k)
@@ -142,6 +200,6 @@ func (e *Evaluator) Evaluate(ctx context.Context, tasks []Task, k, maxCalls int,
 	if len(kinds) == 1 && kinds[0] == "" {
 		r.ByKind = nil
 	}
-	r.Seconds = st.Wall.Seconds()
-	return r, nil
+	r.Seconds = wall.Seconds()
+	return r
 }

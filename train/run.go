@@ -51,15 +51,21 @@ func (e *InterruptError) Unwrap() error { return e.Err }
 // warm-up step, a rollout, a mini-batch update, an evaluation), writes a checkpoint from
 // which a run with run.resume continues exactly (bit-identically on the CPU), and returns an
 // *InterruptError.
+//
+// The ranks of a group run it together (Group.Run): rank 0 alone writes the files and logs;
+// the summary's paths are rank 0's.
 func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
 	start := time.Now()
 	cfg := t.Cfg
 	out := cfg.Run.OutDir
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(out, "config.yaml"), cfg.YAML(), 0o644); err != nil {
-		return nil, err
+	main := t.main()
+	if main {
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(out, "config.yaml"), cfg.YAML(), 0o644); err != nil {
+			return nil, err
+		}
 	}
 	ckptDir := filepath.Join(out, "checkpoints")
 	if cfg.Run.Resume {
@@ -72,7 +78,7 @@ func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
 		}
 	}
 	fmt.Fprintf(t.Log, "model: %.2fM parameters on %v; %d training and %d held-out problems\n",
-		float64(t.Model.NumParams())/1e6, t.Model.B.Device(), len(t.Train), len(t.Eval))
+		float64(t.Model.NumParams())/1e6, t.devices(), len(t.Train), len(t.Eval))
 
 	stop := func(err error) error {
 		if !errors.Is(err, ErrInterrupted) {
@@ -121,11 +127,14 @@ func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
 		t.BeforeRL = &before
 	}
 
-	mw, err := metrics.Create(filepath.Join(out, "metrics.jsonl"), t.Step)
-	if err != nil {
-		return nil, err
+	var mw *metrics.Writer
+	if main {
+		var err error
+		if mw, err = metrics.Create(filepath.Join(out, "metrics.jsonl"), t.Step); err != nil {
+			return nil, err
+		}
+		defer mw.Close()
 	}
-	defer mw.Close()
 	p := metrics.NewProgress(t.Log, cfg.Run.Steps)
 	p.Start(t.Step)
 	if t.record != nil {
@@ -135,9 +144,10 @@ func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
 		}
 	}
 	for t.Step < cfg.Run.Steps {
-		if err := ctx.Err(); err != nil {
+		// The ranks agree to start the step (one alone must not stop here).
+		if _, err := t.settle(ctx, ctx.Err(), nil); err != nil {
 			p.Done()
-			return nil, stop(interrupted(err))
+			return nil, stop(err)
 		}
 		m, err := t.RLStep(ctx)
 		if err != nil {
@@ -166,25 +176,35 @@ func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
 		}
 		sum.HeldoutAccTools, sum.HeldoutAccNoTools = &tools, &noTools
 	}
-	if recs, err := metrics.ReadFile(filepath.Join(out, "metrics.jsonl")); err == nil && len(recs) > 0 {
-		path := filepath.Join(out, "curves.png")
-		if err := PlotFile(path, recs); err != nil {
-			fmt.Fprintf(t.Log, "plot: %v\n", err)
-		} else {
-			sum.Plot = path
+	if main {
+		if recs, err := metrics.ReadFile(filepath.Join(out, "metrics.jsonl")); err == nil && len(recs) > 0 {
+			path := filepath.Join(out, "curves.png")
+			if err := PlotFile(path, recs); err != nil {
+				fmt.Fprintf(t.Log, "plot: %v\n", err)
+			} else {
+				sum.Plot = path
+			}
 		}
-	}
-	js, _ := json.MarshalIndent(evals, "", "  ")
-	if err := os.WriteFile(filepath.Join(out, "eval.json"), js, 0o644); err != nil {
-		return nil, err
+		js, _ := json.MarshalIndent(evals, "", "  ")
+		if err := os.WriteFile(filepath.Join(out, "eval.json"), js, 0o644); err != nil {
+			return nil, err
+		}
 	}
 	sum.Minutes = time.Since(start).Minutes()
 	return sum, nil
 }
 
+// devices names the devices of the run: the backend's, or the group's size and kind.
+func (t *Trainer) devices() string {
+	if t.size() == 1 {
+		return t.Model.B.Device().String()
+	}
+	return fmt.Sprintf("%d × %v", t.size(), t.Model.B.Device().Kind)
+}
+
 // finishStep completes the record of a finished step: its periodic evaluation when one is
-// due (an interruption there keeps the record for the checkpoint), the metrics line, the
-// progress display and the checkpoint cadence.
+// due (an interruption there keeps the record for the checkpoint), the metrics line (rank 0's
+// writer; nil on the others), the progress display and the checkpoint cadence.
 func (t *Trainer) finishStep(ctx context.Context, mw *metrics.Writer, p *metrics.Progress, m metrics.Step) error {
 	cfg := t.Cfg
 	if cfg.Run.EvalEvery > 0 && t.Step%cfg.Run.EvalEvery == 0 && t.Step < cfg.Run.Steps {
@@ -196,8 +216,10 @@ func (t *Trainer) finishStep(ctx context.Context, mw *metrics.Writer, p *metrics
 		m.EvalAccuracy = &r.AvgAtK
 	}
 	t.record = nil
-	if err := mw.Write(m); err != nil {
-		return err
+	if mw != nil {
+		if err := mw.Write(m); err != nil {
+			return err
+		}
 	}
 	p.Update(t.Step, fmt.Sprintf("reward %+.2f acc %.2f calls %.2f len %.0f", m.RewardMean, m.Accuracy, m.ToolCalls, m.ResponseLenMean))
 	if cfg.Run.SaveEvery > 0 && t.Step%cfg.Run.SaveEvery == 0 && t.Step < cfg.Run.Steps {

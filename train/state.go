@@ -1,6 +1,7 @@
 package train
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"cir/train/ckpt"
 	"cir/train/data"
 	"cir/train/metrics"
+	"cir/train/rl"
 )
 
 // state is the trainer state saved beside the weights: everything a resumed CPU run needs to
@@ -66,14 +68,42 @@ func unflatten(flat []float32, lens []int) [][]float32 {
 // pendingEval is a finished step whose record waits for its periodic evaluation.
 type pendingEval struct{ Record metrics.Step }
 
-const stateVersion = 2
+const stateVersion = 3
 
 // Save writes a checkpoint of the trainer under root (weights in HF layout, the tokenizer and
 // its chat template, and the trainer state, zstd-compressed), atomically, keeping the newest
 // keep checkpoints. A checkpoint taken mid-step carries the step's scored rollout and
 // progress; one of a run whose KL reference is a copy of the initial policy carries the
-// reference.
+// reference. The ranks of a group call it together: they send their shards of the optimizer
+// state and their parts of the step in progress to rank 0, which writes the checkpoint of the
+// whole run, the same whatever the number of ranks, and returns its directory ("" on the
+// other ranks).
 func (t *Trainer) Save(root string, keep int) (string, error) {
+	P := t.Model.Params.All.Len()
+	var ts []ckpt.Tensor
+	for _, x := range []struct {
+		name string
+		t    engine.Tensor
+	}{{"adam.m", t.Opt.M}, {"adam.v", t.Opt.V}, {"adam.master", t.Opt.Master}} {
+		if x.t.Nil() {
+			continue
+		}
+		h, err := t.gatherShard(x.t, P)
+		if err != nil {
+			return "", err
+		}
+		ts = append(ts, ckpt.Tensor{Name: x.name, Data: h})
+	}
+	var whole *batch
+	if t.pending != nil {
+		var err error
+		if whole, err = t.gatherPending(); err != nil {
+			return "", err
+		}
+	}
+	if !t.main() {
+		return "", nil
+	}
 	tmp, err := ckpt.Begin(root, t.Step)
 	if err != nil {
 		return "", err
@@ -92,13 +122,12 @@ func (t *Trainer) Save(root string, keep int) (string, error) {
 		}
 	}
 	st := state{Version: stateVersion, Step: t.Step, OptStep: t.Opt.Step, Cursor: t.sampler().Cursor(),
-		SFTDone: t.SFTDone, SFTStep: t.SFTStep, NumElems: t.Opt.M.Len(), Record: t.record,
-		RefOwned: t.refOwned && t.Ref != nil}
+		SFTDone: t.SFTDone, SFTStep: t.SFTStep, NumElems: P, Record: t.record,
+		RefOwned: t.refOwned && t.refReady}
 	if t.BeforeRL != nil {
 		st.BeforeRL, st.HasBeforeRL = *t.BeforeRL, true
 	}
-	var ts []ckpt.Tensor
-	if b := t.pending; b != nil {
+	if b := whole; b != nil {
 		p := *b
 		p.Adv, p.Old, p.Ref = nil, nil, nil
 		st.Pending, st.PendingOld, st.PendingRef = &p, b.Old != nil, b.Ref != nil
@@ -110,23 +139,10 @@ func (t *Trainer) Save(root string, keep int) (string, error) {
 			ts = append(ts, ckpt.Tensor{Name: "pending.ref", Data: flatten(b.Ref)})
 		}
 	}
-	named := []struct {
-		name string
-		t    engine.Tensor
-	}{{"adam.m", t.Opt.M}, {"adam.v", t.Opt.V}, {"adam.master", t.Opt.Master}}
 	if st.RefOwned {
-		named = append(named, struct {
-			name string
-			t    engine.Tensor
-		}{"reference", t.Ref.Params.All})
-	}
-	for _, x := range named {
-		if x.t.Nil() {
-			continue
-		}
-		h := make([]float32, x.t.Len())
-		t.Model.B.Download(engine.HostF32(h, len(h)), x.t)
-		ts = append(ts, ckpt.Tensor{Name: x.name, Data: h})
+		h := make([]float32, t.Ref.Params.All.Len())
+		t.Model.B.Download(engine.HostF32(h, len(h)), t.Ref.Params.All)
+		ts = append(ts, ckpt.Tensor{Name: "reference", Data: h})
 	}
 	if err := t.Model.B.Sync(); err != nil {
 		return "", err
@@ -137,18 +153,219 @@ func (t *Trainer) Save(root string, keep int) (string, error) {
 	return ckpt.Commit(root, t.Step, tmp, keep)
 }
 
+// part is a rank's part of a step in progress: its sequences' indices in the whole batch and
+// everything per sequence.
+type part struct {
+	Index         []int
+	Tokens        [][]int32
+	PromptLen     []int
+	Mask          [][]bool
+	Adv, Old, Ref [][]float32
+}
+
+// gatherPending returns on rank 0 the whole step in progress, its sequences in the order of
+// the whole batch (Index nil); nil on the other ranks.
+func (t *Trainer) gatherPending() (*batch, error) {
+	b := t.pending
+	if t.size() == 1 && b.Index == nil {
+		return b, nil
+	}
+	parts, err := t.gatherBytes(encode(part{Index: b.Index, Tokens: b.Tokens, PromptLen: b.PromptLen, Mask: b.Mask, Adv: b.Adv, Old: b.Old, Ref: b.Ref}))
+	if err != nil || !t.main() {
+		return nil, err
+	}
+	w := *b
+	w.Index = nil
+	w.Tokens, w.PromptLen, w.Mask, w.Adv = make([][]int32, b.Total), make([]int, b.Total), make([][]bool, b.Total), make([][]float32, b.Total)
+	w.Old, w.Ref = nil, nil
+	if b.Old != nil {
+		w.Old = make([][]float32, b.Total)
+	}
+	if b.Ref != nil {
+		w.Ref = make([][]float32, b.Total)
+	}
+	seen := 0
+	for _, d := range parts {
+		var p part
+		if err := decode(d, &p); err != nil {
+			return nil, err
+		}
+		for k, i := range p.Index {
+			if i < 0 || i >= b.Total || w.Tokens[i] != nil {
+				return nil, fmt.Errorf("train: a rank holds sequence %d of a batch of %d twice or out of range", i, b.Total)
+			}
+			w.Tokens[i], w.PromptLen[i], w.Mask[i], w.Adv[i] = p.Tokens[k], p.PromptLen[k], p.Mask[k], p.Adv[k]
+			if w.Old != nil {
+				w.Old[i] = p.Old[k]
+			}
+			if w.Ref != nil {
+				w.Ref[i] = p.Ref[k]
+			}
+			seen++
+		}
+	}
+	if seen != b.Total {
+		return nil, fmt.Errorf("train: the ranks hold %d sequences of a batch of %d", seen, b.Total)
+	}
+	return &w, nil
+}
+
+// share returns this rank's share of a whole step in progress (Index nil): every size-th
+// sequence from its rank.
+func (b *batch) share(t *Trainer) *batch {
+	w := *b
+	w.Index = t.share(b.Total)
+	w.Tokens, w.PromptLen, w.Mask, w.Adv = permute(b.Tokens, w.Index), permute(b.PromptLen, w.Index), permute(b.Mask, w.Index), permute(b.Adv, w.Index)
+	if b.Old != nil {
+		w.Old = permute(b.Old, w.Index)
+	}
+	if b.Ref != nil {
+		w.Ref = permute(b.Ref, w.Index)
+	}
+	return &w
+}
+
+func permute[T any](x []T, idx []int) []T {
+	out := make([]T, len(idx))
+	for k, i := range idx {
+		out[k] = x[i]
+	}
+	return out
+}
+
+// resumeHeader is what rank 0 tells the other ranks of the checkpoint it read.
+type resumeHeader struct {
+	Found bool
+	Dir   string
+	State state
+}
+
 // Resume loads the newest checkpoint under root into the trainer: weights, optimizer, task
 // order, warm-up progress, a step in progress and the KL reference. It returns ckpt's
-// ErrNoCheckpoint (wrapped) when there is none.
+// ErrNoCheckpoint (wrapped) when there is none. The ranks of a group call it together: rank 0
+// reads the checkpoint and sends each rank the whole of it but the optimizer state, of which
+// each rank keeps its shard, and its share of the step in progress; a checkpoint resumes on
+// any number of ranks.
 func (t *Trainer) Resume(root string) (string, error) {
+	var h resumeHeader
+	byName := map[string][]float32{}
+	if t.main() {
+		var err error
+		if h, err = t.readCheckpoint(root, byName); err != nil && !errors.Is(err, ckpt.ErrNoCheckpoint) {
+			return "", err
+		}
+	}
+	if t.size() > 1 {
+		data, err := t.bcastBytes(encode(h))
+		if err != nil {
+			return "", err
+		}
+		if err := decode(data, &h); err != nil {
+			return "", err
+		}
+	}
+	if !h.Found {
+		return "", fmt.Errorf("%s: %w", root, ckpt.ErrNoCheckpoint)
+	}
+	dir, st := h.Dir, h.State
+	b, P := t.Model.B, t.Model.Params.All.Len()
+	if t.size() > 1 {
+		if err := t.Comm.Broadcast(t.Model.Flat(), 0); err != nil {
+			return "", err
+		}
+	}
+	for _, x := range []struct {
+		name string
+		dst  engine.Tensor
+	}{{"adam.m", t.Opt.M}, {"adam.v", t.Opt.V}, {"adam.master", t.Opt.Master}} {
+		if x.dst.Nil() {
+			continue
+		}
+		if err := t.scatterShard(x.dst, byName[x.name], P); err != nil {
+			return "", err
+		}
+	}
+	if st.RefOwned {
+		if t.Ref == nil {
+			var err error
+			if t.Ref, err = model.New(t.Model.Cfg, b); err != nil {
+				return "", fmt.Errorf("reference model: %w", err)
+			}
+		}
+		if t.main() {
+			h := byName["reference"]
+			b.Upload(t.Ref.Params.All, engine.HostF32(h, len(h)))
+		}
+		if t.size() > 1 {
+			if err := t.Comm.Broadcast(t.Ref.Params.All, 0); err != nil {
+				return "", err
+			}
+		}
+		t.refReady, t.refOwned = true, true
+	}
+	if p := st.Pending; p != nil {
+		var f struct{ Adv, Old, Ref []float32 }
+		if t.main() {
+			f.Adv, f.Old, f.Ref = byName["pending.adv"], byName["pending.old"], byName["pending.ref"]
+		}
+		if t.size() > 1 {
+			data, err := t.bcastBytes(encode(f))
+			if err != nil {
+				return "", err
+			}
+			if err := decode(data, &f); err != nil {
+				return "", err
+			}
+		}
+		lens := p.responseLens()
+		p.Adv = unflatten(f.Adv, lens)
+		if st.PendingOld {
+			p.Old = unflatten(f.Old, lens)
+		}
+		if st.PendingRef {
+			p.Ref = unflatten(f.Ref, lens)
+		}
+		if p.Total == 0 || p.Minis == nil { // a checkpoint of version 2
+			p.Total = len(p.Tokens)
+			p.Minis = make([]rl.Totals, t.Cfg.Optim.MiniBatches)
+			for mb := range p.Minis {
+				lo, hi := p.mini(mb, len(p.Minis))
+				p.Minis[mb] = rl.CountTotals(rl.Counts(p.Mask[lo:hi]))
+			}
+			for _, s := range p.Tokens {
+				p.AllTokens += len(s)
+			}
+		}
+		if len(p.Minis) != t.Cfg.Optim.MiniBatches {
+			return "", fmt.Errorf("%s: the step in progress has %d mini-batches, optim.mini_batches is %d", dir, len(p.Minis), t.Cfg.Optim.MiniBatches)
+		}
+		st.Pending = p.share(t)
+	}
+	if err := t.sampler().Seek(st.Cursor); err != nil {
+		return "", fmt.Errorf("%s: %w", dir, err)
+	}
+	t.Step, t.Opt.Step, t.SFTDone, t.SFTStep, t.BeforeRL = st.Step, st.OptStep, st.SFTDone, st.SFTStep, nil
+	t.pending, t.record = st.Pending, st.Record
+	if st.HasBeforeRL {
+		t.BeforeRL = &st.BeforeRL
+	}
+	return dir, b.Sync()
+}
+
+// readCheckpoint reads the newest checkpoint under root on rank 0: the trainer state, its
+// tensors into byName (checked against this model and the step in progress), and the weights
+// into the model.
+func (t *Trainer) readCheckpoint(root string, byName map[string][]float32) (resumeHeader, error) {
 	dir, _, err := ckpt.Latest(root)
 	if err != nil {
-		return "", err
+		return resumeHeader{}, err
 	}
 	var st state
-	byName := map[string][]float32{}
 	_, err = ckpt.ReadFile(filepath.Join(dir, ckpt.StateFile), &st, func(name string, n int) ([]float32, error) {
-		want, what := t.Opt.M.Len(), "this model's optimizer"
+		want, what := t.Model.Params.All.Len(), "this model's optimizer"
+		if name == "reference" {
+			what = "this model"
+		}
 		if strings.HasPrefix(name, "pending.") {
 			want, what = -1, "the step in progress"
 			if st.Pending != nil && len(st.Pending.Tokens) == len(st.Pending.PromptLen) {
@@ -165,65 +382,38 @@ func (t *Trainer) Resume(root string) (string, error) {
 		return byName[name], nil
 	})
 	if err != nil {
-		return "", err
+		return resumeHeader{}, err
 	}
 	if st.Version < 1 || st.Version > stateVersion {
-		return "", fmt.Errorf("%s: trainer state version %d, want 1 to %d", dir, st.Version, stateVersion)
+		return resumeHeader{}, fmt.Errorf("%s: trainer state version %d, want 1 to %d", dir, st.Version, stateVersion)
 	}
 	if err := t.Model.LoadWeights(dir); err != nil {
-		return "", err
+		return resumeHeader{}, err
 	}
-	for name, dst := range map[string]engine.Tensor{"adam.m": t.Opt.M, "adam.v": t.Opt.V, "adam.master": t.Opt.Master} {
-		h, ok := byName[name]
-		if dst.Nil() {
-			continue
+	for _, x := range []struct {
+		name string
+		dst  engine.Tensor
+	}{{"adam.m", t.Opt.M}, {"adam.v", t.Opt.V}, {"adam.master", t.Opt.Master}} {
+		if _, ok := byName[x.name]; !ok && !x.dst.Nil() {
+			return resumeHeader{}, fmt.Errorf("%s: trainer state lacks %s", dir, x.name)
 		}
-		if !ok {
-			return "", fmt.Errorf("%s: trainer state lacks %s", dir, name)
-		}
-		t.Model.B.Upload(dst, engine.HostF32(h, len(h)))
 	}
-	if st.RefOwned {
-		h, ok := byName["reference"]
-		if !ok {
-			return "", fmt.Errorf("%s: trainer state lacks the KL reference", dir)
-		}
-		if t.Ref == nil {
-			if t.Ref, err = model.New(t.Model.Cfg, t.Model.B); err != nil {
-				return "", fmt.Errorf("reference model: %w", err)
-			}
-		}
-		t.Model.B.Upload(t.Ref.Params.All, engine.HostF32(h, len(h)))
-		t.refOwned = true
+	if _, ok := byName["reference"]; st.RefOwned && !ok {
+		return resumeHeader{}, fmt.Errorf("%s: trainer state lacks the KL reference", dir)
 	}
 	if p := st.Pending; p != nil {
 		lens := p.responseLens()
-		adv, okAdv := byName["pending.adv"]
-		old, okOld := byName["pending.old"]
-		ref, okRef := byName["pending.ref"]
-		if len(p.Mask) != len(lens) || !okAdv || okOld != st.PendingOld || okRef != st.PendingRef {
-			return "", fmt.Errorf("%s: trainer state: malformed step in progress", dir)
+		_, okAdv := byName["pending.adv"]
+		_, okOld := byName["pending.old"]
+		_, okRef := byName["pending.ref"]
+		if len(p.Mask) != len(lens) || !okAdv || okOld != st.PendingOld || okRef != st.PendingRef || p.Index != nil {
+			return resumeHeader{}, fmt.Errorf("%s: trainer state: malformed step in progress", dir)
 		}
 		for i, m := range p.Mask {
 			if len(m) != lens[i] {
-				return "", fmt.Errorf("%s: trainer state: malformed step in progress", dir)
+				return resumeHeader{}, fmt.Errorf("%s: trainer state: malformed step in progress", dir)
 			}
 		}
-		p.Adv = unflatten(adv, lens)
-		if okOld {
-			p.Old = unflatten(old, lens)
-		}
-		if okRef {
-			p.Ref = unflatten(ref, lens)
-		}
 	}
-	if err := t.sampler().Seek(st.Cursor); err != nil {
-		return "", fmt.Errorf("%s: %w", dir, err)
-	}
-	t.Step, t.Opt.Step, t.SFTDone, t.SFTStep, t.BeforeRL = st.Step, st.OptStep, st.SFTDone, st.SFTStep, nil
-	t.pending, t.record = st.Pending, st.Record
-	if st.HasBeforeRL {
-		t.BeforeRL = &st.BeforeRL
-	}
-	return dir, t.Model.B.Sync()
+	return resumeHeader{Found: true, Dir: dir, State: st}, nil
 }

@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"cir/engine"
-	"cir/model"
 	"cir/train/metrics"
 	"cir/train/rl"
 	"cir/train/rollout"
@@ -23,20 +23,29 @@ func (t *Trainer) MaxCalls() int { return t.budget.At(t.Step) }
 // (as verl does), so that old and new log-probs are those of the distribution sampled from.
 func (t *Trainer) temperature() float32 { return float32(t.Cfg.Rollout.Temperature) }
 
-// rollout samples n trajectories for each task with the given budget, sampling rule and seed.
-func (t *Trainer) rollout(ctx context.Context, tasks []Task, n, maxCalls int, sp engine.SampleParams, seed uint64) ([]rollout.Trajectory, rollout.Stats, error) {
-	return t.evaluator().sample(ctx, tasks, n, maxCalls, sp, seed)
+// rollout samples n trajectories for each task (ids: the tasks' indices in the whole batch,
+// which seed their samples) with the given budget, sampling rule and seed.
+func (t *Trainer) rollout(ctx context.Context, tasks []Task, ids []int, n, maxCalls int, sp engine.SampleParams, seed uint64) ([]rollout.Trajectory, rollout.Stats, error) {
+	return t.evaluator().sample(ctx, tasks, ids, n, maxCalls, sp, seed)
 }
 
-// batch is a step's scored rollout with everything its update needs, and how far the update
-// got: a checkpoint taken during the update carries it, so that the resumed run finishes
-// exactly the same update.
+// batch is this rank's part of a step's scored rollout with everything its update needs, and
+// how far the update got: a checkpoint taken during the update carries the whole batch (every
+// rank's part), so that the resumed run finishes exactly the same update on any number of
+// ranks.
 type batch struct {
 	Tokens    [][]int32
 	PromptLen []int
 	Mask      [][]bool    // loss mask of each response
 	Adv       [][]float32 // advantages of each response token
 	Old, Ref  [][]float32 // old and reference log-probs; nil until computed
+	// Index is each sequence's index in the whole batch (ascending), Total the sequences of
+	// the whole batch, Minis the loss totals of each of its mini-batches, AllTokens its
+	// tokens; nil Index (a checkpoint of one rank before data parallelism) is 0, 1, ….
+	Index     []int
+	Total     int
+	Minis     []rl.Totals
+	AllTokens int
 	LR        float64
 	Done      int // mini-batch updates done, epochs × mini-batches in order
 	Stats     rl.Stats
@@ -54,12 +63,15 @@ func (b *batch) seqs() []seq {
 	return s
 }
 
+// mini is the range of indices of the whole batch of mini-batch mb of mbs.
+func (b *batch) mini(mb, mbs int) (lo, hi int) { return mb * b.Total / mbs, (mb + 1) * b.Total / mbs }
+
 // RLStep runs one RL step: rollouts on the current weights, rewards, advantages, old
 // log-probs recomputed by the training forward, then rl.ppo_epochs passes of one PPO update
 // per mini-batch. It returns the step's metrics. When ctx is done it returns ErrInterrupted:
 // during the rollout the step is dropped (the task order rewound); after it the scored
 // rollout and the updates done so far are kept, and the next RLStep (or a checkpoint's
-// Resume) finishes the step from there.
+// Resume) finishes the step from there. The ranks of a group call it together.
 func (t *Trainer) RLStep(ctx context.Context) (metrics.Step, error) {
 	start := time.Now()
 	if t.pending == nil {
@@ -67,7 +79,7 @@ func (t *Trainer) RLStep(ctx context.Context) (metrics.Step, error) {
 		if err != nil {
 			return metrics.Step{}, err
 		}
-		if len(b.Tokens) == 0 { // dynamic sampling kept no group
+		if b.Total == 0 { // dynamic sampling kept no group
 			t.Step++
 			b.Record.StepSec = time.Since(start).Seconds()
 			return b.Record, nil
@@ -91,161 +103,213 @@ func (t *Trainer) RLStep(ctx context.Context) (metrics.Step, error) {
 	m.SkippedUpdates = b.Skipped
 	m.UpdateSec = time.Since(u0).Seconds()
 	m.StepSec = m.RolloutSec + m.RewardSec + time.Since(u0).Seconds()
-	tokens := 0
-	for _, s := range b.Tokens {
-		tokens += len(s)
-	}
-	m.TokensPerSec = float64(tokens) / m.StepSec
+	m.TokensPerSec = float64(b.AllTokens) / m.StepSec
 	t.pending = nil
 	t.Step++
 	return m, nil
 }
 
-// collect samples and scores the step's rollout (with dynamic sampling's refills) and
-// computes the advantages; the batch has no sequences when no group was kept. Interrupted,
-// it rewinds the task order to where the step began.
+// outcome is what the batch-wide computations need of one trajectory, which the ranks
+// exchange: its reward, what the metrics count, and its token counts in the loss mask (after
+// the overlong filter) and in the whitening set.
+type outcome struct {
+	Index            int // in its round: prompt·n + sample
+	Score            float64
+	Hit, Truncated   bool
+	Tokens, Response int // all its tokens, and those after the prompt
+	Tool             int // response tokens of the interpreter
+	Calls, CallsOK   int
+	Masked, Whitened int
+}
+
+// collect samples and scores this rank's share of the step's rollout (whole groups: the
+// prompts i of a round with i ≡ rank mod size), with dynamic sampling's refills, and computes
+// the advantages from every rank's outcomes; the batch has no sequences when no group was
+// kept. Interrupted, it rewinds the task order to where the step began.
 func (t *Trainer) collect(ctx context.Context) (*batch, error) {
 	cfg := t.Cfg
 	start := time.Now()
 	maxCalls := t.MaxCalls()
 	cursor := t.sampler().Cursor()
+	n := cfg.Rollout.N
+	b := &batch{}
 	var (
-		trajs  []rollout.Trajectory
-		scores []float64
-		hits   []bool
-		tTool  time.Duration
-		tRew   time.Duration
+		all   []outcome // the kept trajectories of every rank, in the order of the whole batch
+		tTool time.Duration
+		tRew  time.Duration
 	)
 	kept := 0
 	// Dynamic sampling: groups whose rewards are all equal carry no signal; drop them and
 	// refill with fresh prompts, at most MaxResample extra rounds.
 	for round := 0; round == 0 || (cfg.RL.DynamicSampling && kept < cfg.Rollout.PromptsPerStep && round <= cfg.RL.MaxResample); round++ {
 		want := cfg.Rollout.PromptsPerStep - kept
-		tasks := make([]Task, want)
-		for i, j := range t.sampler().Next(want) {
-			tasks[i] = t.Train[j]
+		order := t.sampler().Next(want)
+		ids := t.share(want)
+		tasks := make([]Task, len(ids))
+		for k, i := range ids {
+			tasks[k] = t.Train[order[i]]
+			t.at("prompt", order[i])
 		}
 		seed := cfg.Run.Seed*1_000_003 + uint64(t.Step)*101 + uint64(round)
 		t.at("rollout", t.Step)
-		tr, s, err := t.rollout(ctx, tasks, cfg.Rollout.N, maxCalls, cfg.Rollout.Sample(), seed)
+		tr, s, err := t.rollout(ctx, tasks, ids, n, maxCalls, cfg.Rollout.Sample(), seed)
+		var mine []outcome
+		var masks [][]bool
+		if err == nil {
+			tTool += s.ToolTime
+			r0 := time.Now()
+			mine, masks = t.score(tr, tasks, ids)
+			tRew += time.Since(r0)
+		}
+		parts, err := t.settle(ctx, err, encode(mine))
 		if err != nil {
 			if serr := t.sampler().Seek(cursor); serr != nil {
 				return nil, serr
 			}
-			if ctx.Err() != nil {
-				return nil, interrupted(ctx.Err())
-			}
 			return nil, err
 		}
-		tTool += s.ToolTime
-		r0 := time.Now()
-		sc := make([]float64, len(tr))
-		hit := make([]bool, len(tr))
-		groups := make([]int, len(tr))
-		for i := range tr {
-			task := tasks[tr[i].Prompt]
-			hit[i] = t.Scorer.Score(tr[i].Text, task.Answer).Correct
-			sc[i] = cfg.Reward.Wrong
-			if hit[i] {
-				sc[i] = cfg.Reward.Correct
+		round := make([]outcome, 0, want*n)
+		for _, p := range parts {
+			var o []outcome
+			if err := decode(p, &o); err != nil {
+				return nil, err
 			}
-			if cfg.RL.OverlongBuffer > 0 {
-				sc[i] += rl.OverlongPenalty(len(tr[i].Tokens)-tr[i].PromptLen, cfg.Rollout.MaxResponse, cfg.RL.OverlongBuffer, cfg.RL.OverlongFactor)
-			}
-			groups[i] = tr[i].Prompt
+			round = append(round, o...)
 		}
-		tRew += time.Since(r0)
-		keep := make([]bool, len(tasks))
+		slices.SortFunc(round, func(a, b outcome) int { return a.Index - b.Index })
+		if len(round) != want*n {
+			return nil, fmt.Errorf("train: the ranks returned %d trajectories of %d", len(round), want*n)
+		}
+		keep := make([]bool, want)
 		for i := range keep {
 			keep[i] = true
 		}
 		if cfg.RL.DynamicSampling {
-			k, err := rl.KeepGroups(sc, groups)
-			if err != nil {
+			scores, groups := make([]float64, len(round)), make([]int, len(round))
+			for i, o := range round {
+				scores[i], groups[i] = o.Score, o.Index/n
+			}
+			if keep, err = rl.KeepGroups(scores, groups); err != nil {
 				return nil, err
 			}
-			keep = k
 		}
-		for g := range tasks {
-			if !keep[g] {
-				continue
+		// The kept groups, in order, take the next places of the whole batch; this rank keeps
+		// its own trajectories of them (in the order of the whole batch: its prompts ascend).
+		place := make([]int, want)
+		for g := range keep {
+			if keep[g] {
+				place[g] = kept
+				all = append(all, round[g*n:(g+1)*n]...)
+				kept++
 			}
-			for i := range tr {
-				if tr[i].Prompt == g {
-					tr[i].Prompt = kept
-					trajs = append(trajs, tr[i])
-					scores = append(scores, sc[i])
-					hits = append(hits, hit[i])
-				}
+		}
+		for k, x := range tr {
+			if g := ids[x.Prompt]; keep[g] {
+				b.Index = append(b.Index, place[g]*n+x.Sample)
+				b.Tokens = append(b.Tokens, x.Tokens)
+				b.PromptLen = append(b.PromptLen, x.PromptLen)
+				b.Mask = append(b.Mask, masks[k])
 			}
-			kept++
 		}
 		if !cfg.RL.DynamicSampling {
 			break
 		}
 	}
+	b.Total = len(all)
 	m := metrics.Step{Step: t.Step + 1, LR: t.lr.At(t.Step), MaxCalls: maxCalls, Groups: kept,
 		RolloutSec: (time.Since(start) - tRew).Seconds(), SandboxSec: tTool.Seconds(), RewardSec: tRew.Seconds()}
-	t.rolloutMetrics(&m, trajs, scores, hits)
-	n := len(trajs)
-	b := &batch{Tokens: make([][]int32, n), PromptLen: make([]int, n), Mask: make([][]bool, n), LR: m.LR, Record: m}
-	if n == 0 {
+	t.rolloutMetrics(&m, all)
+	b.LR, b.Record = m.LR, m
+	if b.Total == 0 {
 		return b, nil
 	}
-	groups := make([]int, n)
-	whiten := make([][]bool, n)
-	truncated := make([]bool, n)
-	for i, tr := range trajs {
-		groups[i] = tr.Prompt
-		b.Tokens[i], b.PromptLen[i] = tr.Tokens, tr.PromptLen
-		b.Mask[i] = rl.MaskFromRoles(tr.Roles[tr.PromptLen:], cfg.RL.MaskToolTokens)
-		truncated[i] = tr.Finish == rollout.FinishLength
-		whiten[i] = b.Mask[i]
-		if t.whiten == rl.WhitenResponse {
-			whiten[i] = make([]bool, len(tr.Tokens)-tr.PromptLen)
-			for j := range whiten[i] {
-				whiten[i][j] = true
-			}
-		}
+	// The whole batch's advantages (a group's index is its place), this rank's spread over
+	// its tokens.
+	scores, groups, whitened := make([]float64, b.Total), make([]int, b.Total), make([]int, b.Total)
+	masked := make([]int, b.Total)
+	for i, o := range all {
+		scores[i], groups[i], whitened[i], masked[i] = o.Score, i/n, o.Whitened, o.Masked
+		b.AllTokens += o.Tokens
 	}
-	if cfg.RL.OverlongFilter {
-		rl.MaskTruncated(b.Mask, truncated)
-	}
-	var err error
-	if b.Adv, err = rl.Advantages(t.est, scores, groups, b.Mask, whiten); err != nil {
+	adv, err := rl.SeqAdvantages(t.est, scores, groups, whitened)
+	if err != nil {
 		return nil, err
+	}
+	mine := make([]float64, len(b.Index))
+	for k, i := range b.Index {
+		mine[k] = adv[i]
+	}
+	b.Adv = rl.Spread(mine, b.Mask)
+	b.Minis = make([]rl.Totals, cfg.Optim.MiniBatches)
+	for mb := range b.Minis {
+		lo, hi := b.mini(mb, cfg.Optim.MiniBatches)
+		b.Minis[mb] = rl.CountTotals(masked[lo:hi])
 	}
 	return b, nil
 }
 
-// rolloutMetrics adds the reward, length and tool statistics of trajs to m.
-func (t *Trainer) rolloutMetrics(m *metrics.Step, trajs []rollout.Trajectory, scores []float64, hits []bool) {
-	n := float64(max(1, len(trajs)))
+// score rewards this rank's trajectories tr of tasks (whose indices in the round are ids) and
+// returns their outcomes and loss masks.
+func (t *Trainer) score(tr []rollout.Trajectory, tasks []Task, ids []int) ([]outcome, [][]bool) {
+	cfg := t.Cfg
+	outs := make([]outcome, len(tr))
+	masks := make([][]bool, len(tr))
+	for k, x := range tr {
+		o := outcome{Index: ids[x.Prompt]*cfg.Rollout.N + x.Sample, Tokens: len(x.Tokens), Response: len(x.Tokens) - x.PromptLen,
+			Truncated: x.Finish == rollout.FinishLength, Calls: len(x.Calls)}
+		o.Hit = t.Scorer.Score(x.Text, tasks[x.Prompt].Answer).Correct
+		o.Score = cfg.Reward.Wrong
+		if o.Hit {
+			o.Score = cfg.Reward.Correct
+		}
+		if cfg.RL.OverlongBuffer > 0 {
+			o.Score += rl.OverlongPenalty(o.Response, cfg.Rollout.MaxResponse, cfg.RL.OverlongBuffer, cfg.RL.OverlongFactor)
+		}
+		for _, c := range x.Calls {
+			if c.Kind == rollout.KindOK {
+				o.CallsOK++
+			}
+		}
+		for _, r := range x.Roles[x.PromptLen:] {
+			if r == rollout.RoleTool {
+				o.Tool++
+			}
+		}
+		masks[k] = rl.MaskFromRoles(x.Roles[x.PromptLen:], cfg.RL.MaskToolTokens)
+		if cfg.RL.OverlongFilter && o.Truncated {
+			rl.MaskTruncated(masks[k:k+1], []bool{true})
+		}
+		o.Masked = rl.Counts(masks[k : k+1])[0]
+		o.Whitened = o.Response // every response token (verl's response_mask)
+		if t.whiten != rl.WhitenResponse {
+			o.Whitened = o.Masked // the policy's tokens: the loss mask
+		}
+		outs[k] = o
+	}
+	return outs, masks
+}
+
+// rolloutMetrics adds the reward, length and tool statistics of the trajectories of the whole
+// batch (every rank's, in order) to m.
+func (t *Trainer) rolloutMetrics(m *metrics.Step, all []outcome) {
+	n := float64(max(1, len(all)))
 	var sum, sq, acc, lenSum, lenMax, clipped, calls, ok, toolToks, respToks float64
-	for i, tr := range trajs {
-		sum += scores[i]
-		sq += scores[i] * scores[i]
-		if hits[i] {
+	for _, o := range all {
+		sum += o.Score
+		sq += o.Score * o.Score
+		if o.Hit {
 			acc++
 		}
-		l := float64(len(tr.Tokens) - tr.PromptLen)
+		l := float64(o.Response)
 		lenSum += l
 		lenMax = math.Max(lenMax, l)
-		if tr.Finish == rollout.FinishLength {
+		if o.Truncated {
 			clipped++
 		}
-		calls += float64(len(tr.Calls))
-		for _, c := range tr.Calls {
-			if c.Kind == rollout.KindOK {
-				ok++
-			}
-		}
-		for _, r := range tr.Roles[tr.PromptLen:] {
-			respToks++
-			if r == rollout.RoleTool {
-				toolToks++
-			}
-		}
+		calls += float64(o.Calls)
+		ok += float64(o.CallsOK)
+		respToks += l
+		toolToks += float64(o.Tool)
 	}
 	mean := sum / n
 	m.RewardMean = mean
@@ -263,12 +327,11 @@ func (t *Trainer) rolloutMetrics(m *metrics.Step, trajs []rollout.Trajectory, sc
 
 // update finishes the step's update from where b says it stands: the old log-probs (and the
 // reference's, with the KL term) by the training forward at the rollout temperature, then
-// the PPO updates left of rl.ppo_epochs passes over Optim.MiniBatches mini-batches. An update
-// whose gradient norm is not finite is skipped and counted. With a Comm, this rank computes
-// the gradients of every Size-th sequence of each mini-batch (from its Rank) with the
-// mini-batch's global loss weights, and the gradients are summed over the ranks before the
-// step: the same update as one rank on the whole batch; every rank must hold the same b.
-// Interrupted (ErrInterrupted), b keeps what was done.
+// the PPO updates left of rl.ppo_epochs passes over Optim.MiniBatches mini-batches of the
+// whole batch. Each rank computes the gradients of its own sequences of a mini-batch with the
+// whole mini-batch's loss weights; applyUpdate sums them: the update of one rank holding the
+// whole batch. An update whose gradient norm is not finite is skipped and counted.
+// Interrupted (ErrInterrupted), b keeps what was done, the same on every rank.
 func (t *Trainer) update(ctx context.Context, b *batch) error {
 	cfg := t.Cfg
 	seqs := b.seqs()
@@ -287,24 +350,21 @@ func (t *Trainer) update(ctx context.Context, b *batch) error {
 				}
 			}
 		})
+		sums, err := t.settleSums(ctx, err, entSum, float64(entN))
 		if err != nil {
 			return err
 		}
 		b.Old = old
-		b.Record.Entropy = entSum / math.Max(1, float64(entN))
+		b.Record.Entropy = sums[0] / math.Max(1, sums[1])
 	}
 	if cfg.RL.KLCoef != 0 && b.Ref == nil {
 		ref, err := t.refLogp(ctx, seqs)
-		if err != nil {
+		if _, err = t.settle(ctx, err, nil); err != nil {
 			return err
 		}
 		b.Ref = ref
 	}
-	n, mbs := len(seqs), cfg.Optim.MiniBatches
-	rank, size := 0, 1
-	if t.Comm != nil {
-		rank, size = t.Comm.Rank(), t.Comm.Size()
-	}
+	mbs := cfg.Optim.MiniBatches
 	g := logpGrad
 	if cfg.RL.EntropyCoef != 0 {
 		g = bothGrad
@@ -312,39 +372,42 @@ func (t *Trainer) update(ctx context.Context, b *batch) error {
 	for ; b.Done < cfg.RL.PPOEpochs*mbs; b.Done++ {
 		t.at("update", b.Done)
 		mb := b.Done % mbs
-		lo, hi := mb*n/mbs, (mb+1)*n/mbs
+		lo, hi := b.mini(mb, mbs)
 		if lo == hi {
 			continue
 		}
-		w, err := rl.Weights(t.agg, b.Mask[lo:hi], cfg.Rollout.MaxResponse)
+		var mine []int // this rank's sequences of the mini-batch
+		for k, i := range b.Index {
+			if i >= lo && i < hi {
+				mine = append(mine, k)
+			}
+		}
+		masks := make([][]bool, len(mine))
+		local := make([]seq, len(mine))
+		for j, k := range mine {
+			masks[j], local[j] = b.Mask[k], seqs[k]
+		}
+		w, err := rl.WeightsOf(t.agg, masks, cfg.Rollout.MaxResponse, b.Minis[mb])
 		if err != nil {
 			return err
-		}
-		var mine []int // indices into seqs[lo:hi] this rank computes
-		for i := rank; i < hi-lo; i += size {
-			mine = append(mine, i)
-		}
-		local := make([]seq, len(mine))
-		for k, i := range mine {
-			local[k] = seqs[lo+i]
 		}
 		var stats rl.Stats
 		var klRef float64
 		var perr error
 		t.Model.ZeroGrad()
-		err = t.pass(ctx, t.Model, local, temp, g, func(k int, logp, _, d, de []float32) {
-			i := mine[k]
-			s, err := t.ppo.PolicyLoss([][]float32{logp}, [][]float32{b.Old[lo+i]}, [][]float32{b.Adv[lo+i]}, [][]float32{w[i]}, [][]float32{d})
+		err = t.pass(ctx, t.Model, local, temp, g, func(j int, logp, _, d, de []float32) {
+			k := mine[j]
+			s, err := t.ppo.PolicyLoss([][]float32{logp}, [][]float32{b.Old[k]}, [][]float32{b.Adv[k]}, [][]float32{w[j]}, [][]float32{d})
 			if err == nil && b.Ref != nil {
 				var kl float64
-				kl, err = rl.KLLoss(t.kl, cfg.RL.KLCoef, [][]float32{logp}, [][]float32{b.Ref[lo+i]}, [][]float32{w[i]}, [][]float32{d})
+				kl, err = rl.KLLoss(t.kl, cfg.RL.KLCoef, [][]float32{logp}, [][]float32{b.Ref[k]}, [][]float32{w[j]}, [][]float32{d})
 				s.Loss += cfg.RL.KLCoef * kl
 				klRef += kl
 			}
 			if de != nil {
 				// The entropy bonus: the loss gains −coef·Σ w·H.
-				for j, wj := range w[i] {
-					de[j] = float32(-cfg.RL.EntropyCoef * float64(wj))
+				for i, wi := range w[j] {
+					de[i] = float32(-cfg.RL.EntropyCoef * float64(wi))
 				}
 			}
 			if err != nil && perr == nil {
@@ -355,9 +418,8 @@ func (t *Trainer) update(ctx context.Context, b *batch) error {
 		if err == nil {
 			err = perr
 		}
-		if err == nil && t.Comm != nil {
-			err = t.Comm.AllReduceSum(t.Model.Grads.All)
-		}
+		sums, err := t.settleSums(ctx, err, stats.Loss, float64(stats.Tokens), float64(stats.ClipLow),
+			float64(stats.ClipHigh), float64(stats.DualClip), stats.KLSum, klRef)
 		if err != nil {
 			return err
 		}
@@ -370,8 +432,9 @@ func (t *Trainer) update(ctx context.Context, b *batch) error {
 		} else {
 			b.Skipped++
 		}
-		b.Stats.Add(stats)
-		b.KLRef += klRef
+		b.Stats.Add(rl.Stats{Loss: sums[0], Tokens: int(sums[1]), ClipLow: int(sums[2]), ClipHigh: int(sums[3]),
+			DualClip: int(sums[4]), KLSum: sums[5]})
+		b.KLRef += sums[6]
 	}
 	return nil
 }
@@ -391,16 +454,12 @@ func (t *Trainer) refLogp(ctx context.Context, seqs []seq) ([][]float32, error) 
 }
 
 // makeRef makes the KL reference a copy of the current policy, when the run has a KL term
-// and no reference yet.
+// and no reference yet (every rank holds the same policy).
 func (t *Trainer) makeRef() error {
-	if t.Ref != nil || t.Cfg.RL.KLCoef == 0 {
+	if t.Ref == nil || t.refReady {
 		return nil
 	}
-	ref, err := model.New(t.Model.Cfg, t.Model.B)
-	if err != nil {
-		return fmt.Errorf("reference model: %w", err)
-	}
-	t.Model.B.Copy(ref.Params.All, t.Model.Params.All)
-	t.Ref, t.refOwned = ref, true
+	t.Model.B.Copy(t.Ref.Params.All, t.Model.Params.All)
+	t.refReady, t.refOwned = true, true
 	return t.Model.B.Sync()
 }

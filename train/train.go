@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 
 	"cir/engine"
@@ -51,31 +50,23 @@ var ErrInterrupted = errors.New("interrupted")
 // interrupted wraps ctx's error as ErrInterrupted.
 func interrupted(err error) error { return fmt.Errorf("%w (%v)", ErrInterrupted, err) }
 
-// Options are what NewTrainer needs besides the config.
-type Options struct {
-	Backend engine.Backend // where the model lives; the caller closes it after the trainer
-	Scorer  Scorer         // nil: reward.Checker with the config's reward values
-	Log     io.Writer      // progress and memory plans; nil: discarded
-	// Comm, when set, makes this trainer one rank of a data-parallel group (see update).
-	Comm engine.Comm
-}
-
-// Trainer holds a policy and everything an RL run needs. It is not safe for concurrent use.
+// Trainer holds a policy and everything an RL run needs: one rank of a data-parallel group
+// (NewGroup) or a run on one device (NewTrainer). It is not safe for concurrent use.
 type Trainer struct {
 	Cfg      config.Config
 	Model    *model.Model
-	Opt      *model.AdamW
+	Opt      *model.AdamW // this rank's shard of the optimizer state (all of it on one rank)
 	Dec      *model.Decoder
 	Tok      tokenizer.Tokenizer
 	Prompter *Prompter
 	Exec     rollout.Executor // nil when no budget allows a call
-	Pool     *sandbox.Pool    // the sandbox behind Exec, owned by the trainer (nil without one)
+	Pool     *sandbox.Pool    // the sandbox behind Exec, shared by the ranks (nil without one)
 	Scorer   Scorer
 	EOS      []int32
 	Train    []Task
-	Eval     []Task // held-out problems
-	Comm     engine.Comm
-	Log      io.Writer
+	Eval     []Task      // held-out problems
+	Comm     engine.Comm // the data-parallel group; nil on a single device
+	Log      io.Writer   // rank 0's progress; the other ranks' is io.Discard
 	// Ref is the frozen reference of the KL term (rl.kl_coef > 0): model.reference, or a copy
 	// of the policy made as RL starts, which checkpoints then carry.
 	Ref *model.Model
@@ -88,10 +79,14 @@ type Trainer struct {
 	BeforeRL *float64
 
 	// hook, when set (tests), is called as each unit of work begins: "sft" (a warm-up step),
-	// "rollout", "token" (the n-th append of a rollout), "old" (old log-probs), "update" (a
-	// mini-batch update) and "eval", with the step, warm-up step, append or update index.
+	// "rollout", "prompt" (one of this rank's training tasks of a rollout, by index), "token"
+	// (the n-th append of a rollout), "old" (old log-probs), "update" (a mini-batch update) and
+	// "eval", with the step, warm-up step, task, append or update index.
 	hook     func(phase string, n int)
+	ownPool  bool          // Close closes Pool (NewTrainer's; a group closes its own)
+	refReady bool          // Ref holds the reference (loaded, or copied from the policy)
 	refOwned bool          // Ref is a copy of the policy (checkpoints carry it)
+	xchg     *exchange     // the buffer through which the ranks trade host data
 	pending  *batch        // a step interrupted after its rollout, finished by the next RLStep
 	record   *pendingEval  // a finished step whose periodic evaluation was interrupted
 	prompts  *data.Sampler // training-task order, made on first use
@@ -102,119 +97,6 @@ type Trainer struct {
 	whiten   rl.Whiten
 	agg      rl.Agg
 	kl       rl.KLType
-}
-
-// NewTrainer builds a complete trainer from cfg: the model (loaded from model.dir or initialised
-// from model.init with run.seed), the tokenizer and the chat template, the training and
-// held-out tasks, the sandbox pool (when a budget allows a call), the decoder, the optimizer
-// and, with rl.kl_coef > 0 and model.reference set, the KL reference. Errors name the config
-// key or file at fault; ctx bounds the sandbox's start.
-func NewTrainer(ctx context.Context, cfg config.Config, opt Options) (*Trainer, error) {
-	t, err := newTrainer(cfg)
-	if err != nil {
-		return nil, err
-	}
-	t.Scorer, t.Comm, t.Log = opt.Scorer, opt.Comm, opt.Log
-	if t.Log == nil {
-		t.Log = io.Discard
-	}
-	if t.Scorer == nil {
-		if t.Scorer, err = cfg.Reward.Checker(); err != nil {
-			return nil, err
-		}
-	}
-	if opt.Backend == nil {
-		return nil, fmt.Errorf("train: no backend")
-	}
-	b := opt.Backend
-	ok := false
-	defer func() {
-		if !ok {
-			t.Close()
-		}
-	}()
-
-	// Model.
-	switch {
-	case cfg.Model.Dir != "":
-		if t.Model, err = model.Load(cfg.Model.Dir, b); err != nil {
-			return nil, fmt.Errorf("model.dir: %w", err)
-		}
-	case cfg.Model.Init != "":
-		mc, err := model.LoadConfig(cfg.Model.Init)
-		if err != nil {
-			return nil, fmt.Errorf("model.init: %w", err)
-		}
-		if t.Model, err = model.New(mc, b); err != nil {
-			return nil, fmt.Errorf("model.init: %w", err)
-		}
-		t.Model.Init(cfg.Run.Seed, 0.02)
-	default:
-		return nil, fmt.Errorf("model: set model.dir (a checkpoint) or model.init (a config.json)")
-	}
-	t.Model.Log = t.Log
-	if cfg.Model.Reference != "" && cfg.RL.KLCoef != 0 {
-		if t.Ref, err = model.Load(cfg.Model.Reference, b); err != nil {
-			return nil, fmt.Errorf("model.reference: %w", err)
-		}
-	}
-
-	// Tokenizer and prompts.
-	tokDir := cfg.Model.Dir
-	switch cfg.Model.Tokenizer {
-	case "byte":
-		t.Tok = tokenizer.NewByte()
-	case "":
-		if cfg.Model.Dir == "" {
-			return nil, fmt.Errorf("model.tokenizer: set a tokenizer.json, a model directory or \"byte\"")
-		}
-		if t.Tok, err = tokenizer.Load(cfg.Model.Dir); err != nil {
-			return nil, fmt.Errorf("model.tokenizer: %w", err)
-		}
-	default:
-		if t.Tok, err = tokenizer.Load(cfg.Model.Tokenizer); err != nil {
-			return nil, fmt.Errorf("model.tokenizer: %w", err)
-		}
-		tokDir = TokenizerDir(cfg.Model.Tokenizer)
-	}
-	if t.Tok.VocabSize() > t.Model.Cfg.VocabSize {
-		return nil, fmt.Errorf("model.tokenizer: %d tokens but the model's vocabulary has %d", t.Tok.VocabSize(), t.Model.Cfg.VocabSize)
-	}
-	t.EOS = t.Tok.EOS()
-	if len(t.EOS) == 0 {
-		return nil, fmt.Errorf("model.tokenizer: no end-of-sequence token")
-	}
-	if t.Prompter, err = NewPrompter(t.Tok, tokDir, cfg.Data.PromptSettings); err != nil {
-		return nil, err
-	}
-
-	// Tasks.
-	if t.Train, t.Eval, err = loadTasks(cfg, t.Prompter); err != nil {
-		return nil, err
-	}
-	if len(t.Train) == 0 {
-		return nil, fmt.Errorf("data: no training problems (set data.train or data.toy.enabled)")
-	}
-
-	// Interpreter (only when some budget allows a call), decoder, optimizer.
-	slots := min(cfg.Rollout.PromptsPerStep*cfg.Rollout.N, 256)
-	if t.maxBudget() > 0 {
-		if t.Pool, err = sandbox.New(ctx, cfg.Rollout.SandboxConfig(slots)); err != nil {
-			return nil, fmt.Errorf("sandbox: %w", err)
-		}
-		t.Exec = rollout.NewSandbox(t.Pool)
-	}
-	if t.Dec, err = t.Model.NewDecoder(slots, cfg.Rollout.MaxPrompt+cfg.Rollout.MaxResponse); err != nil {
-		return nil, err
-	}
-	if t.Opt, err = t.Model.NewAdamW(); err != nil {
-		return nil, err
-	}
-	if err := t.Model.Reserve(cfg.Optim.MicroTokens); err != nil {
-		return nil, err
-	}
-	ok = true
-	return t, nil
 }
 
 // newTrainer checks cfg's RL settings and prepares the schedules of a trainer whose parts
@@ -243,10 +125,10 @@ func newTrainer(cfg config.Config) (*Trainer, error) {
 	return t, nil
 }
 
-// Close releases the sandbox, the decoder, the optimizer, the reference and the model (not
-// the backend).
+// Close releases the decoder, the optimizer, the reference, the model and, for a trainer of
+// NewTrainer, the sandbox (not the backend).
 func (t *Trainer) Close() error {
-	if t.Pool != nil {
+	if t.Pool != nil && t.ownPool {
 		t.Pool.Close()
 	}
 	if t.Dec != nil {
@@ -257,6 +139,9 @@ func (t *Trainer) Close() error {
 	}
 	if t.Ref != nil {
 		t.Ref.Close()
+	}
+	if t.xchg != nil {
+		t.xchg.arena.Close()
 	}
 	if t.Model != nil {
 		t.Model.Close()
@@ -292,18 +177,6 @@ func (t *Trainer) sampler() *data.Sampler {
 func (t *Trainer) optimStep(lr float64) model.OptimStep {
 	o := t.Cfg.Optim
 	return model.OptimStep{LR: lr, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.WeightDecay, ClipNorm: o.GradClip}
-}
-
-// applyUpdate applies one optimizer step to the accumulated gradients unless their norm is
-// not finite (then it skips it, as verl does). It returns the norm and whether it stepped.
-func (t *Trainer) applyUpdate(lr float64) (float64, bool, error) {
-	norm := t.Model.GradNorm()
-	if math.IsNaN(norm) || math.IsInf(norm, 0) {
-		fmt.Fprintf(t.Log, "warning: gradient norm %v: update skipped\n", norm)
-		return norm, false, nil
-	}
-	g, err := t.Model.Update(t.Opt, t.optimStep(lr))
-	return g, err == nil, err
 }
 
 // microBatches splits sequence indices idx into runs of at most budget tokens (a longer
@@ -423,6 +296,8 @@ func (t *Trainer) SFT(ctx context.Context, progress func(step int, loss float64)
 	}
 	for ; t.SFTStep < c.Steps; t.SFTStep++ {
 		t.at("sft", t.SFTStep)
+		// Every rank draws the step's examples (so the token count is known everywhere) and
+		// computes its share of them.
 		seqs := make([]seq, c.BatchSize)
 		roles := make([][]rollout.Role, c.BatchSize)
 		total := 0
@@ -437,16 +312,22 @@ func (t *Trainer) SFT(ctx context.Context, progress func(step int, loss float64)
 				}
 			}
 		}
+		mine := t.share(c.BatchSize)
+		local := make([]seq, len(mine))
+		for j, i := range mine {
+			local[j] = seqs[i]
+		}
 		t.Model.ZeroGrad()
 		loss := 0.0
-		err := t.pass(ctx, t.Model, seqs, 1, logpGrad, func(i int, logp, _, d, _ []float32) {
-			for j, r := range roles[i] {
+		err := t.pass(ctx, t.Model, local, 1, logpGrad, func(j int, logp, _, d, _ []float32) {
+			for k, r := range roles[mine[j]] {
 				if r == rollout.RolePolicy {
-					loss -= float64(logp[j])
-					d[j] = float32(-1 / float64(total))
+					loss -= float64(logp[k])
+					d[k] = float32(-1 / float64(total))
 				}
 			}
 		})
+		sums, err := t.settleSums(ctx, err, loss)
 		if err != nil {
 			return err
 		}
@@ -454,7 +335,7 @@ func (t *Trainer) SFT(ctx context.Context, progress func(step int, loss float64)
 			return err
 		}
 		if progress != nil {
-			progress(t.SFTStep+1, loss/float64(total))
+			progress(t.SFTStep+1, sums[0]/float64(total))
 		}
 	}
 	// RL starts with fresh moments: at the end of the warm-up the second moments are tiny, and

@@ -34,7 +34,7 @@ var commands = []command{
 	{"exec", "[--stateful | --jsonl] [--timeout S]", "run Python code from stdin in the sandbox", cmdExec},
 	{"template", "--model DIR --prompt P [--system S]", "print the exact prompt text the model is given", cmdTemplate},
 	{"generate", "--model DIR --prompt P [flags]", "sample a tool-interleaved answer", cmdGenerate},
-	{"train", "--config RUN.yaml [key=value ...]", "train with RL and the code interpreter", cmdTrain},
+	{"train", "--config RUN.yaml [key=value ...] [--devices cuda:0,cuda:1,…|cuda:all|cpu,cpu,…] [--resume] [--plan]", "train with RL and the code interpreter, on one device or data-parallel on several", cmdTrain},
 	{"eval", "--model DIR --bench FILE.jsonl --n K", "evaluate on a benchmark", cmdEval},
 	{"convert", "--in SRC --out DST [--to hf|gguf] [--dtype f32|bf16|f16|q8_0] [--max-shard-size 5GB] [--verify] [--force]", "convert checkpoints: HF safetensors, GGUF, training runs", cmdConvert},
 	{"bench", "all|gemm|train|decode [flags]", "measure speed against references in the same run", cmdBench},

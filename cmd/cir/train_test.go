@@ -242,6 +242,12 @@ func TestTrainEvalPlotErrors(t *testing.T) {
 		{"bad override value", []string{"train", "--config", toy, "rollout.n=many"}, "rollout.n"},
 		{"override without =", []string{"train", "--config", toy, "rollout.n"}, "rollout.n"},
 		{"bad schedule", []string{"train", "--config", toy, "rollout.max_calls=5:1"}, "max_calls"},
+		{"bad device", []string{"train", "--config", toy, "--devices", "gpu0"}, "gpu0"},
+		{"mixed devices", []string{"train", "--config", toy, "--devices", "cpu,cuda:0"}, "mixes"},
+		{"device twice", []string{"train", "--config", toy, "--devices", "cuda:1,cuda:1"}, "cuda:1 named twice"},
+		{"plan: bad memory", []string{"train", "--config", toy, "--plan", "--memory", "lots"}, "--memory"},
+		{"memory without plan", []string{"train", "--config", toy, "--memory", "80GB"}, "--plan"},
+		{"bad slots", []string{"train", "--config", toy, "rollout.slots=-1"}, "rollout.slots"},
 		{"eval: no bench", []string{"eval", "--model", mdir}, "--bench"},
 		{"eval: missing bench", []string{"eval", "--model", mdir, "--bench", filepath.Join(dir, "nope.jsonl")}, "nope.jsonl"},
 		{"eval: malformed bench", []string{"eval", "--model", mdir, "--bench", badBench, "--device", "cpu"}, "bad.jsonl:2"},
@@ -264,5 +270,80 @@ func TestTrainEvalPlotErrors(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "x.png")); err == nil {
 		t.Error("a failed plot left its output file")
+	}
+}
+
+// TestTrainDataParallelCLI: `cir train --devices cpu,cpu` runs the toy job on two in-process CPU
+// ranks: the memory plan per rank is printed at start, the run writes its metrics and
+// checkpoint, and its summary is the usual one.
+func TestTrainDataParallelCLI(t *testing.T) {
+	needSandbox(t)
+	out := t.TempDir()
+	args := append(smallToyJob(t, out), "--devices", "cpu,cpu", "sft.steps=6", "run.steps=1", "data.toy.eval=2")
+	stdout, stderr, code := runCLI(t, "", args...)
+	if code != 0 {
+		t.Fatalf("cir train --devices cpu,cpu: exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"cpu: 2 ranks of 1 threads", "memory plan per rank (2 ranks, optimizer state sharded: ZeRO-1)", "adamw"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	var sum struct {
+		RLSteps    int    `json:"rl_steps"`
+		Checkpoint string `json:"checkpoint"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &sum); err != nil || sum.RLSteps != 1 || sum.Checkpoint == "" {
+		t.Fatalf("summary %q (%v)", stdout, err)
+	}
+	if recs, err := metrics.ReadFile(filepath.Join(out, "metrics.jsonl")); err != nil || len(recs) != 1 {
+		t.Fatalf("metrics.jsonl: %d records, %v; want 1", len(recs), err)
+	}
+}
+
+// TestTrainPlanCLI: `cir train --plan` prints a rank's memory plan without allocating it: a
+// Qwen2.5-7B run (responses of up to 2048 tokens, 32 sequences decoded at once per rank) fits
+// on eight 80 GB GPUs (81559 MiB, an H100's) and not on one; a rank's optimizer state is an
+// eighth of one GPU's (ZeRO-1), the weights and gradients are not sharded.
+func TestTrainPlanCLI(t *testing.T) {
+	mc, err := filepath.Abs(filepath.Join("..", "..", "configs", "qwen2.5-7b.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := func(devices string) map[string]float64 {
+		t.Helper()
+		stdout, stderr, code := runCLI(t, "", "train", "model.init="+mc, "model.tokenizer=byte", "data.toy.enabled=true",
+			"rollout.max_response=2048", "rollout.slots=32", "optim.micro_tokens=3072", "--devices", devices, "--plan", "--memory", "81559MiB")
+		if code != 0 {
+			t.Fatalf("--plan on %s: exit %d: %s", devices, code, stderr)
+		}
+		rows := map[string]float64{}
+		for _, line := range strings.Split(stdout, "\n") {
+			var name string
+			var gib float64
+			if n, _ := fmt.Sscanf(strings.TrimSpace(line), "%s %f GiB", &name, &gib); n == 2 {
+				rows[name] = gib
+			}
+			switch {
+			case strings.HasPrefix(strings.TrimSpace(line), "fits in 79.65 GiB"):
+				rows["fits"] = 1
+			case strings.HasPrefix(strings.TrimSpace(line), "does NOT fit in 79.65 GiB"):
+				rows["fits"] = -1
+			}
+		}
+		t.Logf("%s:\n%s", devices, stdout)
+		return rows
+	}
+	one, eight := plan("cuda:0"), plan("cuda:0,cuda:1,cuda:2,cuda:3,cuda:4,cuda:5,cuda:6,cuda:7")
+	if eight["fits"] != 1 || one["fits"] != -1 {
+		t.Errorf("verdicts (1 fits, -1 does not, 0 none) on 8 GPUs: %v, on one: %v; want 1 and -1", eight["fits"], one["fits"])
+	}
+	if r := one["adamw"] / eight["adamw"]; math.Abs(r-8) > 0.01 {
+		t.Errorf("optimizer state on one GPU / on each of 8: %.3f, want 8 (ZeRO-1)", r)
+	}
+	for _, k := range []string{"params", "grads"} {
+		if math.Abs(one[k]-eight[k]) > 0.01*one[k] || one[k] == 0 {
+			t.Errorf("%s: %.2f GiB on one GPU, %.2f on each of 8; want the same (not sharded)", k, one[k], eight[k])
+		}
 	}
 }

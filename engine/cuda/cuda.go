@@ -235,6 +235,18 @@ func New(index int) (*Backend, error) {
 // Info describes the device.
 func (b *Backend) Info() Info { return b.info }
 
+// DeviceMemory returns the memory of GPU index in bytes (from its properties, allocating
+// nothing).
+func DeviceMemory(index int) (int64, error) {
+	var name [256]C.char
+	var sms, major, minor, bus, clk C.int
+	var mem C.size_t
+	if err := cerr("cudaGetDeviceProperties", C.cir_device_props(C.int(index), &name[0], 256, &sms, &major, &minor, &mem, &bus, &clk)); err != nil {
+		return 0, err
+	}
+	return int64(mem), nil
+}
+
 // LockThread locks the calling goroutine to its OS thread and makes the device current there;
 // it returns the function that unlocks it. Optional: every op makes the device current anyway.
 func (b *Backend) LockThread() (unlock func()) {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"runtime"
 	"testing"
+	"time"
 
 	"cir/engine"
 )
@@ -395,8 +396,8 @@ func TestDataErrors(t *testing.T) {
 	}
 }
 
-// TestNCCLSingleRank: an all-reduce over one rank leaves the tensor as it is (skips where NCCL
-// is not installed).
+// TestNCCLSingleRank: NCCL's collectives over one rank leave the tensors as they are (skips
+// where NCCL is not installed; the emulator has it).
 func TestNCCLSingleRank(t *testing.T) {
 	e := newEnv(t, 21)
 	c, err := NewComms([]*Backend{e.g})
@@ -404,10 +405,31 @@ func TestNCCLSingleRank(t *testing.T) {
 		t.Skipf("NCCL: %v", err)
 	}
 	defer c.Close()
+	r := c.Rank(0)
+	if r.Rank() != 0 || r.Size() != 1 {
+		t.Fatalf("rank %d of %d", r.Rank(), r.Size())
+	}
 	x := e.randn(1000, 1)
-	gx := e.dev(engine.F32, x, 1000)
-	c.AllReduceSum(0, gx)
-	compare(t, "AllReduceSum over one rank", e.get(gx), x, tol{0, 0})
+	gx, out := e.dev(engine.F32, x, 1000), e.alloc(engine.F32, 1000)
+	for _, op := range []struct {
+		name string
+		run  func() error
+		res  engine.Tensor
+	}{
+		{"AllReduceSum", func() error { return r.AllReduceSum(gx) }, gx},
+		{"ReduceScatterSum", func() error { return r.ReduceScatterSum(out, gx) }, out},
+		{"AllGather", func() error { return r.AllGather(out, gx) }, out},
+		{"Broadcast", func() error { return r.Broadcast(gx, 0) }, gx},
+	} {
+		e.g.Upload(out, engine.HostF32(make([]float32, 1000), 1000))
+		if err := op.run(); err != nil {
+			t.Fatalf("%s: %v", op.name, err)
+		}
+		compare(t, op.name+" over one rank", e.get(op.res), x, tol{0, 0})
+	}
+	if err := r.AllGather(e.alloc(engine.F32, 999), gx); err == nil {
+		t.Error("AllGather into 999 elements of 1000: no error")
+	}
 }
 
 // TestDevicePerOp: two backends on two GPUs driven from two goroutines at once, each op made of
@@ -491,8 +513,11 @@ func TestDevicePerOp(t *testing.T) {
 	}
 }
 
-// TestNCCLTwoRanks: an all-reduce over two GPUs, each rank from its own goroutine, sums in
-// place (skips with fewer than two GPUs or without NCCL).
+// TestNCCLTwoRanks: the collectives over two GPUs, each rank from its own goroutine: sums (the
+// two ranks' values added, in place or not), gathers and broadcasts of F32, BF16 and I32; then
+// a rank's Abort while the other waits in a collective makes that collective return an
+// *engine.AbortError carrying the error, within a second, and every later one too (skips with
+// fewer than two GPUs or without NCCL).
 func TestNCCLTwoRanks(t *testing.T) {
 	e := newEnv(t, 22)
 	b1 := secondGPU(t)
@@ -501,40 +526,115 @@ func TestNCCLTwoRanks(t *testing.T) {
 		t.Skipf("NCCL: %v", err)
 	}
 	defer c.Close()
+	bs := []*Backend{e.g, b1}
 	const n = 1000
-	x0, x1 := e.randn(n, 1), e.randn(n, 1)
-	var ts [2]engine.Tensor
-	for r, b := range []*Backend{e.g, b1} {
-		p, err := b.Alloc(4 * n)
+	xs := [2][]float32{e.randn(2*n, 1), e.randn(2*n, 1)}
+	up := func(r int, dt engine.DType, x []float32) engine.Tensor {
+		b := bs[r]
+		tt := engine.Tensor{Shape: []int{len(x)}, DType: dt, Dev: b.Device()}
+		p, err := b.Alloc(tt.Bytes())
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer b.Free(p)
-		ts[r] = engine.Tensor{Shape: []int{n}, DType: engine.F32, Dev: b.Device(), Data: p}
-		b.Upload(ts[r], engine.HostF32([][]float32{x0, x1}[r], n))
+		t.Cleanup(func() { b.Free(p) })
+		tt.Data = p
+		b.Upload(tt, engine.HostF32(x, len(x)))
+		return tt
 	}
-	done := make(chan error)
-	for r, b := range []*Backend{e.g, b1} {
-		go func() {
-			c.AllReduceSum(r, ts[r])
-			done <- b.Sync()
-		}()
-	}
-	for range 2 {
-		if err := <-done; err != nil {
+	down := func(r int, tt engine.Tensor) []float32 {
+		got := make([]float32, tt.Len())
+		bs[r].Download(engine.HostF32(got, tt.Len()), tt)
+		if err := bs[r].Sync(); err != nil {
 			t.Fatal(err)
 		}
+		return got
 	}
-	want := make([]float32, n)
-	for i := range want {
-		want[i] = x0[i] + x1[i]
-	}
-	for r, b := range []*Backend{e.g, b1} {
-		got := make([]float32, n)
-		b.Download(engine.HostF32(got, n), ts[r])
-		if err := b.Sync(); err != nil {
-			t.Fatal(err)
+	// each runs fn on both ranks at once and returns their errors.
+	each := func(fn func(r int, c *Comm) error) [2]error {
+		var errs [2]error
+		done := make(chan struct{})
+		for r := range 2 {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				defer bs[r].LockThread()()
+				errs[r] = fn(r, c.Rank(r))
+			}()
 		}
-		compare(t, fmt.Sprintf("rank %d", r), got, want, tol{0, 0})
+		<-done
+		<-done
+		return errs
+	}
+	noErr := func(name string, errs [2]error) {
+		t.Helper()
+		for r, err := range errs {
+			if err != nil {
+				t.Fatalf("%s on rank %d: %v", name, r, err)
+			}
+		}
+	}
+	sum := make([]float32, 2*n)
+	for i := range sum {
+		sum[i] = xs[0][i] + xs[1][i]
+	}
+	for _, dt := range []engine.DType{engine.F32, engine.BF16} {
+		tl := tol{0, 0}
+		if dt == engine.BF16 {
+			tl = tolBF16
+		}
+		var ts, outs [2]engine.Tensor
+		for r := range 2 {
+			ts[r], outs[r] = up(r, dt, xs[r]), up(r, dt, make([]float32, n))
+		}
+		noErr("AllReduceSum", each(func(r int, c *Comm) error { return c.AllReduceSum(ts[r]) }))
+		for r := range 2 {
+			compare(t, fmt.Sprintf("%v AllReduceSum, rank %d", dt, r), down(r, ts[r]), sum, tl)
+			bs[r].Upload(ts[r], engine.HostF32(xs[r], 2*n))
+		}
+		noErr("ReduceScatterSum", each(func(r int, c *Comm) error { return c.ReduceScatterSum(outs[r], ts[r]) }))
+		for r := range 2 {
+			compare(t, fmt.Sprintf("%v ReduceScatterSum, rank %d", dt, r), down(r, outs[r]), sum[r*n:(r+1)*n], tl)
+		}
+		// In place: each rank's own chunk of the input.
+		noErr("ReduceScatterSum in place", each(func(r int, c *Comm) error { return c.ReduceScatterSum(ts[r].Slice(r*n, n), ts[r]) }))
+		for r := range 2 {
+			compare(t, fmt.Sprintf("%v ReduceScatterSum in place, rank %d", dt, r), down(r, ts[r])[r*n:(r+1)*n], sum[r*n:(r+1)*n], tl)
+			bs[r].Upload(ts[r], engine.HostF32(xs[r], 2*n))
+		}
+		// Gathers: rank r's first n values into chunk r.
+		noErr("AllGather", each(func(r int, c *Comm) error { return c.AllGather(ts[r], ts[r].Slice(r*n, n)) }))
+		want := append(append([]float32{}, xs[0][:n]...), xs[1][n:]...)
+		for r := range 2 {
+			compare(t, fmt.Sprintf("%v AllGather, rank %d", dt, r), down(r, ts[r]), want, tol{0, 0})
+			bs[r].Upload(ts[r], engine.HostF32(xs[r], 2*n))
+		}
+		noErr("Broadcast", each(func(r int, c *Comm) error { return c.Broadcast(ts[r], 1) }))
+		for r := range 2 {
+			compare(t, fmt.Sprintf("%v Broadcast from rank 1, rank %d", dt, r), down(r, ts[r]), xs[1], tol{0, 0})
+		}
+	}
+	// Rank 1 fails while rank 0 waits in an all-reduce.
+	x := [2]engine.Tensor{up(0, engine.F32, xs[0]), up(1, engine.F32, xs[1])}
+	failure := errors.New("rank 1's injected failure")
+	start := time.Now()
+	errs := each(func(r int, c *Comm) error {
+		if r == 1 {
+			time.Sleep(50 * time.Millisecond)
+			c.Abort(failure)
+			return nil
+		}
+		return c.AllReduceSum(x[0])
+	})
+	var ae *engine.AbortError
+	if !errors.As(errs[0], &ae) || ae.Rank != 1 || !errors.Is(errs[0], failure) {
+		t.Fatalf("rank 0's all-reduce after rank 1's abort: %v, want an *engine.AbortError of rank 1 wrapping the failure", errs[0])
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("rank 0 returned %v after the abort", d)
+	}
+	errs = each(func(r int, c *Comm) error { return c.Broadcast(x[r], 0) })
+	for r, err := range errs {
+		if !errors.As(err, &ae) {
+			t.Errorf("rank %d's broadcast after the abort: %v, want an *engine.AbortError", r, err)
+		}
 	}
 }

@@ -1,9 +1,11 @@
 // nccl.cc: the NCCL entry points kernels/nccl.cu calls (third_party/nccl/cirnccl.h), for the
 // emulated devices of one process: communicators (ncclCommInitAll, or ncclCommInitRank with a
-// unique id), and the all-reduce (sum or average of fp32 or bf16), which returns when every rank
-// has called it, as a synchronous stream would. Buffers must be live allocations of the
-// communicator's device, which must be the calling thread's current device. bf16 sums are
-// accumulated in fp32 and rounded once.
+// unique id), the collectives (all-reduce and reduce-scatter as sum or average of fp32 or bf16,
+// all-gather and broadcast of any type), each returning when every rank has called it, as a
+// synchronous stream would, and ncclCommAbort, which fails the collectives the communicator's
+// group is waiting in or will start (the async error of every rank of the group). Buffers must
+// be live allocations of the communicator's device, which must be the calling thread's current
+// device. bf16 sums are accumulated in fp32 and rounded once.
 #include <string.h>
 
 #include <chrono>
@@ -18,7 +20,7 @@
 
 namespace {
 
-enum { kSuccess = 0, kSystemError = 2, kInvalidArgument = 4, kInvalidUsage = 5 };
+enum { kSuccess = 0, kSystemError = 2, kInvalidArgument = 4, kInvalidUsage = 5, kRemoteError = 6 };
 constexpr auto kWait = std::chrono::seconds(120);
 
 struct Group {
@@ -26,8 +28,10 @@ struct Group {
   std::condition_variable cv;
   int nranks = 0, joined = 0, arrived = 0, refs = 0;
   uint64_t gen = 0;
+  bool aborted = false;  // ncclCommAbort on a communicator of the group
+  const char *name = nullptr;  // the collective being joined
   size_t count = 0;
-  int dtype = 0, op = 0;
+  int dtype = 0, op = 0, root = 0;
   std::vector<const void *> send;
   std::vector<void *> recv;
 };
@@ -142,51 +146,133 @@ const char *error_string(cirnccl_result r) {
   return "unknown result code";
 }
 
-cirnccl_result all_reduce(const void *send, void *recv, size_t count, int dtype, int op, cirnccl_comm c, void *stream) {
-  (void)stream;
-  Comm *x = (Comm *)c;
+size_t type_size(int dt) { return dt == CIRNCCL_FLOAT32 ? 4 : dt == CIRNCCL_BFLOAT16 ? 2 : 1; }
+
+// The collectives. A call is checked, posted, and the last rank to arrive does the work of all
+// (reading every rank's send before writing any recv, so in-place calls are fine).
+enum Kind { kAllReduce, kReduceScatter, kAllGather, kBroadcast };
+
+// join posts rank x's part of collective k: send and recv buffers of send_n and recv_n elements
+// of dtype (count is the collective's count argument), and returns when all ranks have done so
+// and the work is done, or the group is aborted.
+cirnccl_result join(Kind k, const char *name, const void *send, void *recv, size_t count, size_t send_n,
+                    size_t recv_n, int dtype, int op, int root, Comm *x) {
   if (!x) return kInvalidArgument;
-  if (dtype != CIRNCCL_FLOAT32 && dtype != CIRNCCL_BFLOAT16) return kInvalidArgument;
-  if (op != CIRNCCL_SUM && op != CIRNCCL_AVG) return kInvalidArgument;
+  if (k == kAllReduce || k == kReduceScatter) {
+    if (dtype != CIRNCCL_FLOAT32 && dtype != CIRNCCL_BFLOAT16) return kInvalidArgument;
+    if (op != CIRNCCL_SUM && op != CIRNCCL_AVG) return kInvalidArgument;
+  }
+  Group *g = x->g;
+  if (k == kBroadcast && (root < 0 || root >= g->nranks)) return kInvalidArgument;
   if (cir_emu::current_device() != x->dev) {
-    cir_emu::report("ncclAllReduce: rank %d's communicator is on device %d, the calling thread's device is %d", x->rank,
+    cir_emu::report("%s: rank %d's communicator is on device %d, the calling thread's device is %d", name, x->rank,
                     x->dev, cir_emu::current_device());
     return kInvalidUsage;
   }
-  size_t bytes = count * (dtype == CIRNCCL_FLOAT32 ? 4 : 2);
+  size_t es = type_size(dtype);
   bool host = false;
-  if (count > 0 && (cir_emu::device_of(send, bytes, &host) != x->dev || host ||
-                    cir_emu::device_of(recv, bytes, &host) != x->dev || host)) {
-    cir_emu::report("ncclAllReduce: rank %d's buffers are not %zu bytes of device %d's memory", x->rank, bytes, x->dev);
+  if (send_n > 0 && (cir_emu::device_of(send, send_n * es, &host) != x->dev || host)) {
+    cir_emu::report("%s: rank %d's send buffer is not %zu bytes of device %d's memory", name, x->rank, send_n * es, x->dev);
     return kInvalidArgument;
   }
-  Group *g = x->g;
+  if (recv_n > 0 && (cir_emu::device_of(recv, recv_n * es, &host) != x->dev || host)) {
+    cir_emu::report("%s: rank %d's receive buffer is not %zu bytes of device %d's memory", name, x->rank, recv_n * es, x->dev);
+    return kInvalidArgument;
+  }
   std::unique_lock<std::mutex> l(g->mu);
+  if (g->aborted) return kRemoteError;
   if (g->arrived == 0) {
-    g->count = count, g->dtype = dtype, g->op = op;
-  } else if (g->count != count || g->dtype != dtype || g->op != op) {
-    cir_emu::report("ncclAllReduce: rank %d asks for %zu elements of type %d, another rank for %zu of type %d", x->rank,
-                    count, dtype, g->count, g->dtype);
+    g->name = name, g->count = count, g->dtype = dtype, g->op = op, g->root = root;
+  } else if (g->name != name || g->count != count || g->dtype != dtype || g->op != op || g->root != root) {
+    cir_emu::report("%s: rank %d asks for %zu elements of type %d (root %d), another rank for %s of %zu of type %d (root %d)",
+                    name, x->rank, count, dtype, root, g->name, g->count, g->dtype, g->root);
     return kInvalidArgument;
   }
   g->send[x->rank] = send;
   g->recv[x->rank] = recv;
   uint64_t gen = g->gen;
-  if (++g->arrived == g->nranks) {
-    std::vector<float> sum(count, 0.f);
-    for (int r = 0; r < g->nranks; r++)
-      for (size_t i = 0; i < count; i++) sum[i] += ld(g->send[r], dtype, i);
-    if (op == CIRNCCL_AVG)
-      for (float &v : sum) v /= (float)g->nranks;
-    for (int r = 0; r < g->nranks; r++)
-      for (size_t i = 0; i < count; i++) st(g->recv[r], dtype, i, sum[i]);
-    g->arrived = 0;
-    g->gen++;
-    g->cv.notify_all();
-    return kSuccess;
+  if (++g->arrived < g->nranks) {
+    if (!g->cv.wait_for(l, kWait, [g, gen] { return g->gen != gen || g->aborted; })) return kSystemError;
+    return g->gen != gen ? kSuccess : kRemoteError;
   }
-  if (!g->cv.wait_for(l, kWait, [g, gen] { return g->gen != gen; })) return kSystemError;
+  int n = g->nranks;
+  switch (k) {
+    case kAllReduce:
+    case kReduceScatter: {
+      // All-reduce: count elements summed and written to every rank. Reduce-scatter: rank r's
+      // chunk r of count elements.
+      size_t total = k == kAllReduce ? count : count * n;
+      std::vector<float> sum(total, 0.f);
+      for (int r = 0; r < n; r++)
+        for (size_t i = 0; i < total; i++) sum[i] += ld(g->send[r], dtype, i);
+      if (op == CIRNCCL_AVG)
+        for (float &v : sum) v /= (float)n;
+      for (int r = 0; r < n; r++) {
+        size_t off = k == kAllReduce ? 0 : r * count;
+        for (size_t i = 0; i < count; i++) st(g->recv[r], dtype, i, sum[off + i]);
+      }
+      break;
+    }
+    case kAllGather: {
+      std::vector<char> all(count * es * n);
+      for (int r = 0; r < n; r++) memcpy(all.data() + r * count * es, g->send[r], count * es);
+      for (int r = 0; r < n; r++) memcpy(g->recv[r], all.data(), all.size());
+      break;
+    }
+    case kBroadcast: {
+      std::vector<char> src((const char *)g->send[root], (const char *)g->send[root] + count * es);
+      for (int r = 0; r < n; r++) memcpy(g->recv[r], src.data(), src.size());
+      break;
+    }
+  }
+  g->arrived = 0;
+  g->gen++;
+  g->cv.notify_all();
   return kSuccess;
+}
+
+cirnccl_result all_reduce(const void *send, void *recv, size_t count, int dtype, int op, cirnccl_comm c, void *stream) {
+  (void)stream;
+  return join(kAllReduce, "ncclAllReduce", send, recv, count, count, count, dtype, op, 0, (Comm *)c);
+}
+
+cirnccl_result reduce_scatter(const void *send, void *recv, size_t count, int dtype, int op, cirnccl_comm c,
+                              void *stream) {
+  (void)stream;
+  Comm *x = (Comm *)c;
+  return join(kReduceScatter, "ncclReduceScatter", send, recv, count, x ? count * x->g->nranks : 0, count, dtype, op, 0, x);
+}
+
+cirnccl_result all_gather(const void *send, void *recv, size_t count, int dtype, cirnccl_comm c, void *stream) {
+  (void)stream;
+  Comm *x = (Comm *)c;
+  return join(kAllGather, "ncclAllGather", send, recv, count, count, x ? count * x->g->nranks : 0, dtype, 0, 0, x);
+}
+
+cirnccl_result broadcast(const void *send, void *recv, size_t count, int dtype, int root, cirnccl_comm c, void *stream) {
+  (void)stream;
+  Comm *x = (Comm *)c;
+  // Only the root's send buffer is read.
+  return join(kBroadcast, "ncclBroadcast", send, recv, count, x && x->rank == root ? count : 0, count, dtype, 0, root, x);
+}
+
+cirnccl_result async_error(cirnccl_comm c, cirnccl_result *err) {
+  Comm *x = (Comm *)c;
+  if (!x || !err) return kInvalidArgument;
+  std::lock_guard<std::mutex> l(x->g->mu);
+  *err = x->g->aborted ? kRemoteError : kSuccess;
+  return kSuccess;
+}
+
+cirnccl_result comm_abort(cirnccl_comm c) {
+  Comm *x = (Comm *)c;
+  if (!x) return kInvalidArgument;
+  {
+    std::lock_guard<std::mutex> l(x->g->mu);
+    x->g->aborted = true;
+    x->g->cv.notify_all();
+  }
+  return comm_destroy(c);
 }
 
 cirnccl_result group_call(void) { return kSuccess; }

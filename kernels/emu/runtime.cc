@@ -1061,6 +1061,8 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
   }
   return cudaSuccess;
 }
+// Streams are synchronous here: a stream has never work pending.
+cudaError_t cudaStreamQuery(cudaStream_t s) { return cudaStreamSynchronize(s); }
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int flags) {
   (void)e, (void)flags;
   return cudaStreamSynchronize(s);

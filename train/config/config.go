@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"os"
 	"reflect"
-	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -83,6 +82,7 @@ type SFT struct {
 type Rollout struct {
 	N                int `yaml:"n"`                // samples per prompt (group size)
 	PromptsPerStep   int `yaml:"prompts_per_step"` // prompts per RL step
+	Slots            int `yaml:"slots"`            // sequences decoded at once per rank; 0: the rank's share of a step (≤ 256)
 	rollout.Settings `yaml:",inline"`
 }
 
@@ -133,7 +133,7 @@ type Run struct {
 	EvalEvery int    `yaml:"eval_every"` // 0: only at the end
 	EvalN     int    `yaml:"eval_n"`     // samples per held-out problem
 	Threads   int    `yaml:"threads"`    // 0: all cores
-	Device    string `yaml:"device"`     // auto, cpu, cuda
+	Device    string `yaml:"device"`     // auto, cpu, cuda:N; a data-parallel group: cuda:0,cuda:1,… | cuda:all | cpu,cpu,…
 	Resume    bool   `yaml:"resume"`
 }
 
@@ -532,6 +532,9 @@ func (c *Config) Validate() error {
 	r := c.Rollout
 	pos("rollout.n", r.N)
 	pos("rollout.prompts_per_step", r.PromptsPerStep)
+	if r.Slots < 0 {
+		bad("rollout.slots", "%d, want ≥ 0 (0: the rank's share of a step)", r.Slots)
+	}
 	if err := r.Settings.Validate("config: rollout.", false); err != nil {
 		errs = append(errs, err)
 	}
@@ -600,8 +603,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	pos("run.eval_n", c.Run.EvalN)
-	if !slices.Contains([]string{"auto", "cpu", "cuda"}, c.Run.Device) {
-		bad("run.device", "%q, want auto, cpu or cuda", c.Run.Device)
+	if _, err := ParseDevices(c.Run.Device); err != nil {
+		bad("run.device", "%v", err)
 	}
 	return errors.Join(errs...)
 }

@@ -131,6 +131,21 @@ func Advantages(est Estimator, scores []float64, groups []int, mask, whiten [][]
 	if len(whiten) != len(scores) {
 		return nil, fmt.Errorf("rl: %d scores but %d whitening rows", len(scores), len(whiten))
 	}
+	seq, err := SeqAdvantages(est, scores, groups, Counts(whiten))
+	if err != nil {
+		return nil, err
+	}
+	return Spread(seq, mask), nil
+}
+
+// SeqAdvantages is Advantages per trajectory, from the number of tokens each trajectory has in
+// the whitening set (whitened[i]) rather than the masks: every estimator gives all the tokens
+// of a trajectory one advantage, so this is all a batch split over data-parallel ranks needs
+// to exchange. It returns an error for an unknown estimator or mismatched lengths.
+func SeqAdvantages(est Estimator, scores []float64, groups []int, whitened []int) ([]float64, error) {
+	if len(whitened) != len(scores) {
+		return nil, fmt.Errorf("rl: %d scores but %d whitening counts", len(scores), len(whitened))
+	}
 	var seq []float64
 	var err error
 	switch est {
@@ -147,25 +162,17 @@ func Advantages(est Estimator, scores []float64, groups []int, mask, whiten [][]
 	if est == ReinforcePPBaseline {
 		var n int
 		var sum float64
-		for i, row := range whiten {
-			for _, m := range row {
-				if m {
-					n++
-					sum += seq[i]
-				}
-			}
+		for i, c := range whitened {
+			n += c
+			sum += float64(c) * seq[i]
 		}
 		var mu, ssq float64
 		if n > 0 {
 			mu = sum / float64(n)
 		}
-		for i, row := range whiten {
-			for _, m := range row {
-				if m {
-					d := seq[i] - mu
-					ssq += d * d
-				}
-			}
+		for i, c := range whitened {
+			d := seq[i] - mu
+			ssq += float64(c) * d * d
 		}
 		v := 0.0
 		if n > 1 {
@@ -176,6 +183,24 @@ func Advantages(est Estimator, scores []float64, groups []int, mask, whiten [][]
 			seq[i] = (seq[i] - mu) * inv
 		}
 	}
+	return seq, nil
+}
+
+// Counts returns the number of set entries of each row of mask.
+func Counts(mask [][]bool) []int {
+	c := make([]int, len(mask))
+	for i, row := range mask {
+		for _, m := range row {
+			if m {
+				c[i]++
+			}
+		}
+	}
+	return c
+}
+
+// Spread gives each set token of mask[i] the value seq[i] (as float32), zero elsewhere.
+func Spread(seq []float64, mask [][]bool) [][]float32 {
 	out := make([][]float32, len(mask))
 	for i, row := range mask {
 		out[i] = make([]float32, len(row))
@@ -185,5 +210,5 @@ func Advantages(est Estimator, scores []float64, groups []int, mask, whiten [][]
 			}
 		}
 	}
-	return out, nil
+	return out
 }

@@ -56,30 +56,43 @@ func MaskFromRoles(roles []rollout.Role, maskTool bool) []bool {
 	return m
 }
 
+// Totals are what an aggregation normalises a mini-batch's loss by: its masked tokens and its
+// rows with at least one masked token.
+type Totals struct {
+	Tokens, Rows int
+}
+
+// CountTotals returns the Totals of the loss mask counts (Counts of the mask).
+func CountTotals(counts []int) Totals {
+	var t Totals
+	for _, c := range counts {
+		t.Tokens += c
+		if c > 0 {
+			t.Rows++
+		}
+	}
+	return t
+}
+
 // Weights returns the per-token weights of aggregation agg over a mini-batch with loss mask
 // mask: the aggregated loss is Σ w·ℓ, and w is zero off the mask. maxLen is the constant L
 // of AggSeqMeanTokenSumNorm (ignored by the others). It returns an error for an unknown
 // aggregation or, with AggSeqMeanTokenSumNorm, maxLen < 1.
 func Weights(agg Agg, mask [][]bool, maxLen int) ([][]float32, error) {
+	return WeightsOf(agg, mask, maxLen, CountTotals(Counts(mask)))
+}
+
+// WeightsOf is Weights for rows of a mini-batch whose Totals are tot: a part of a mini-batch
+// split over data-parallel ranks gets the weights the whole mini-batch gives those rows.
+func WeightsOf(agg Agg, mask [][]bool, maxLen int, tot Totals) ([][]float32, error) {
 	if _, err := ParseAgg(string(agg)); err != nil {
 		return nil, err
 	}
 	if agg == AggSeqMeanTokenSumNorm && maxLen < 1 {
 		return nil, fmt.Errorf("rl: %s needs a maximum response length ≥ 1, got %d", agg, maxLen)
 	}
-	counts := make([]int, len(mask))
-	var n, b int
-	for i, row := range mask {
-		for _, m := range row {
-			if m {
-				counts[i]++
-			}
-		}
-		n += counts[i]
-		if counts[i] > 0 {
-			b++
-		}
-	}
+	counts := Counts(mask)
+	n, b := float64(tot.Tokens), float64(tot.Rows)
 	w := make([][]float32, len(mask))
 	for i, row := range mask {
 		w[i] = make([]float32, len(row))
@@ -89,13 +102,13 @@ func Weights(agg Agg, mask [][]bool, maxLen int) ([][]float32, error) {
 		var v float64
 		switch agg {
 		case AggTokenMean:
-			v = 1 / float64(n)
+			v = 1 / n
 		case AggSeqMeanTokenMean:
-			v = 1 / (float64(b) * float64(counts[i]))
+			v = 1 / (b * float64(counts[i]))
 		case AggSeqMeanTokenSum:
-			v = 1 / float64(b)
+			v = 1 / b
 		case AggSeqMeanTokenSumNorm:
-			v = 1 / (float64(b) * float64(maxLen))
+			v = 1 / (b * float64(maxLen))
 		}
 		for t, m := range row {
 			if m {

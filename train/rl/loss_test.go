@@ -66,6 +66,23 @@ func TestWeights(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkClose(t, "weights", w, expand(m, tc.w), 1e-7)
+			// Split over two data-parallel ranks, rows 0 and 2 on one and 1 and 3 on the
+			// other, with the whole mini-batch's totals: the same weights.
+			tot := CountTotals(Counts(m))
+			for _, rows := range [][]int{{0, 2}, {1, 3}} {
+				part := [][]bool{m[rows[0]], m[rows[1]]}
+				wp, err := WeightsOf(tc.agg, part, tc.maxLen, tot)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for k, i := range rows {
+					for j := range w[i] {
+						if wp[k][j] != w[i][j] {
+							t.Fatalf("row %d token %d: weight %g with the split's totals, %g in the whole", i, j, wp[k][j], w[i][j])
+						}
+					}
+				}
+			}
 			got, err := Aggregate(loss, w)
 			if err != nil {
 				t.Fatal(err)

@@ -34,6 +34,7 @@ const (
 
 type seq struct {
 	id     int // index in the result
+	key    int // index in the whole batch (Config.PromptIDs): the random stream and session id
 	group  int // prompt index
 	st     state
 	slot   int
@@ -86,6 +87,9 @@ func (e *Engine) Run(ctx context.Context, prompts [][]int32) (_ []Trajectory, st
 	if callTimeout == 0 {
 		callTimeout = 60 * time.Second
 	}
+	if c.PromptIDs != nil && len(c.PromptIDs) != len(prompts) {
+		return nil, st, &ConfigError{Field: "PromptIDs", Reason: fmt.Sprintf("%d ids for %d prompts", len(c.PromptIDs), len(prompts))}
+	}
 	for i, p := range prompts {
 		if len(p) == 0 {
 			return nil, st, &ConfigError{Field: fmt.Sprintf("prompt %d", i), Reason: "empty"}
@@ -101,13 +105,16 @@ func (e *Engine) Run(ctx context.Context, prompts [][]int32) (_ []Trajectory, st
 	groups := make([][]*seq, len(prompts))
 	for i, p := range prompts {
 		for j := 0; j < c.N; j++ {
-			k := i*c.N + j
+			k, key := i*c.N+j, i*c.N+j
+			if c.PromptIDs != nil {
+				key = c.PromptIDs[i]*c.N + j
+			}
 			t := &out[k]
 			t.Prompt, t.Sample, t.PromptLen = i, j, len(p)
 			t.Tokens = slices.Clone(p)
 			t.Roles = slices.Repeat([]Role{RolePrompt}, len(p))
-			s := &seq{id: k, group: i, slot: -1, t: t,
-				rng: rand.New(rand.NewPCG(c.Seed, uint64(k)))}
+			s := &seq{id: k, key: key, group: i, slot: -1, t: t,
+				rng: rand.New(rand.NewPCG(c.Seed, uint64(key)))}
 			seqs[k], groups[i] = s, append(groups[i], s)
 		}
 	}
@@ -400,7 +407,7 @@ func (r *runner) park(s *seq, code string) {
 func (r *runner) dispatch(s *seq) {
 	session := -1
 	if r.c.Stateful {
-		session, s.session = s.id, true
+		session, s.session = s.key, true
 	}
 	r.running++
 	ctx, timeout, ex, code := r.ctx, r.callTimeout, r.e.Exec, s.code
@@ -466,6 +473,6 @@ func (r *runner) closeSession(s *seq) {
 	}
 	s.session = false
 	if sc, ok := r.e.Exec.(SessionCloser); ok {
-		sc.CloseSession(s.id)
+		sc.CloseSession(s.key)
 	}
 }

@@ -517,19 +517,27 @@ func TestSeededSamplingReproducible(t *testing.T) {
 		time.Sleep(time.Duration(jitter.Add(7919)%5000) * time.Microsecond)
 		return ExecResult{Output: "ran:" + code, Kind: KindOK}
 	})
-	run := func(seed uint64, slots, step int) []Trajectory {
+	runIDs := func(seed uint64, slots, step int, ids []int) []Trajectory {
 		p := newFake(slots, 200, randomNext)
 		p.budget = step
 		e := &Engine{Policy: p, Tok: testTok{}, Exec: ex, Config: Config{
 			Sample: engine.SampleParams{Temperature: 0.7, TopP: 0.9, TopK: 5}, N: 4,
-			EOS: []int32{tEOS}, MaxNew: 120, MaxCalls: 2, Seed: seed,
+			EOS: []int32{tEOS}, MaxNew: 120, MaxCalls: 2, Seed: seed, PromptIDs: ids,
 		}}
-		trs, _, err := e.Run(context.Background(), prompts)
+		share := prompts
+		if ids != nil {
+			share = nil
+			for _, i := range ids {
+				share = append(share, prompts[i])
+			}
+		}
+		trs, _, err := e.Run(context.Background(), share)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return trs
 	}
+	run := func(seed uint64, slots, step int) []Trajectory { return runIDs(seed, slots, step, nil) }
 	a := run(7, 12, 512)
 	calls := 0
 	for _, tr := range a {
@@ -543,6 +551,17 @@ func TestSeededSamplingReproducible(t *testing.T) {
 		for i := range a {
 			if !slices.Equal(a[i].Tokens, b[i].Tokens) || !slices.Equal(a[i].Roles, b[i].Roles) {
 				t.Fatalf("slots %d step %d: trajectory %d differs:\n%q\n%q", cfg.slots, cfg.step, i, a[i].Text, b[i].Text)
+			}
+		}
+	}
+	// The batch split over two data-parallel ranks (prompts 0 and 2 on one, 1 on the other),
+	// each share sampled with the prompts' indices in the whole batch: the same trajectories.
+	for _, ids := range [][]int{{0, 2}, {1}} {
+		part := runIDs(7, 5, 64, ids)
+		for k, tr := range part {
+			i := ids[tr.Prompt]*4 + tr.Sample
+			if !slices.Equal(a[i].Tokens, tr.Tokens) || !slices.Equal(a[i].Roles, tr.Roles) {
+				t.Fatalf("share %v: trajectory %d (%d of the whole batch) differs:\n%q\n%q", ids, k, i, a[i].Text, tr.Text)
 			}
 		}
 	}

@@ -219,6 +219,11 @@ type Config struct {
 	// CallTimeout bounds one execution as seen by Run (the executor has its own, shorter
 	// limit), from its dispatch to the executor (see Concurrent); 0 means 60 s.
 	CallTimeout time.Duration
+	// PromptIDs, when set (one per prompt), is each prompt's index in a larger batch of which
+	// this Run samples a share (data parallelism): sample j of prompt i draws from the random
+	// stream PromptIDs[i]·N + j and, when Stateful, uses that session id, so a trajectory does
+	// not depend on how the batch is split. Nil means 0, 1, 2, ….
+	PromptIDs []int
 }
 
 // ConfigError reports an invalid Config field or prompt.
