@@ -19,11 +19,12 @@ type EvalResult struct {
 	PassAtK  float64 `json:"pass_at_k"` // share of problems with a correct sample
 	// PassAt is the unbiased pass@j estimated from the k samples, for j = 1, 2, 4, … < k and k
 	// (keyed by j in decimal); pass@1 equals AvgAtK.
-	PassAt    map[string]float64 `json:"pass_at"`
-	MeanCalls float64            `json:"mean_calls"`
-	MeanLen   float64            `json:"mean_len"` // response tokens
-	ByKind    map[string]float64 `json:"by_kind,omitempty"`
-	Seconds   float64            `json:"seconds"`
+	PassAt      map[string]float64 `json:"pass_at"`
+	MeanCalls   float64            `json:"mean_calls"`
+	MeanLen     float64            `json:"mean_len"`                // response tokens
+	ByKind      map[string]float64 `json:"by_kind,omitempty"`       // accuracy of each kind
+	CallsByKind map[string]float64 `json:"calls_by_kind,omitempty"` // executed calls per answer of each kind
+	Seconds     float64            `json:"seconds"`
 }
 
 // PassAt is the unbiased estimator of pass@k from n samples of which c are correct:
@@ -87,7 +88,7 @@ func (t *Trainer) evaluator() *Evaluator {
 // Evaluate samples k responses per task with at most maxCalls executions each (greedy when
 // sp's temperature is 0) and grades them. Interrupted, it returns ErrInterrupted.
 func (e *Evaluator) Evaluate(ctx context.Context, tasks []Task, k, maxCalls int, sp engine.SampleParams, seed uint64) (EvalResult, error) {
-	r := EvalResult{Problems: len(tasks), K: k, MaxCalls: maxCalls, ByKind: map[string]float64{}}
+	r := EvalResult{Problems: len(tasks), K: k, MaxCalls: maxCalls, ByKind: map[string]float64{}, CallsByKind: map[string]float64{}}
 	if len(tasks) == 0 {
 		return r, nil
 	}
@@ -108,6 +109,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, tasks []Task, k, maxCalls int,
 			r.ByKind[task.Kind]++
 		}
 		kindN[task.Kind]++
+		r.CallsByKind[task.Kind] += float64(len(tr.Calls))
 		r.MeanCalls += float64(len(tr.Calls))
 		r.MeanLen += float64(len(tr.Tokens) - tr.PromptLen)
 	}
@@ -138,9 +140,10 @@ func (e *Evaluator) Evaluate(ctx context.Context, tasks []Task, k, maxCalls int,
 	sort.Strings(kinds)
 	for _, kd := range kinds {
 		r.ByKind[kd] /= float64(kindN[kd])
+		r.CallsByKind[kd] /= float64(kindN[kd])
 	}
 	if len(kinds) == 1 && kinds[0] == "" {
-		r.ByKind = nil
+		r.ByKind, r.CallsByKind = nil, nil
 	}
 	r.Seconds = st.Wall.Seconds()
 	return r, nil

@@ -235,6 +235,7 @@ func (t *Trainer) rolloutMetrics(m *metrics.Step, trajs []rollout.Trajectory, sc
 			clipped++
 		}
 		calls += float64(len(tr.Calls))
+		m.ToolCallsMax = max(m.ToolCallsMax, len(tr.Calls))
 		for _, c := range tr.Calls {
 			if c.Kind == rollout.KindOK {
 				ok++

@@ -17,7 +17,7 @@ import (
 func cmdGenerate(e *env, args []string) error {
 	fs := e.flags("generate")
 	dir := fs.String("model", "", "model directory (config.json, weights, tokenizer.json, its chat template)")
-	promptArg := fs.String("prompt", "", "the problem; '-' reads it from stdin")
+	promptArg := fs.String("prompt", "", "the problem; '-' reads it from stdin as it is (a final newline included)")
 	seed := fs.Uint64("seed", 0, "random seed")
 	n := fs.Int("n", 1, "answers to sample")
 	asJSON := fs.Bool("json", false, "print one JSON object per answer instead of streaming text")
@@ -34,7 +34,7 @@ func cmdGenerate(e *env, args []string) error {
 	if *n < 1 {
 		return errorf(hint, "generate: --n %d must be ≥ 1", *n)
 	}
-	if err := rs.resolve(); err != nil {
+	if err := rs.resolve(*dir); err != nil {
 		return err
 	}
 	maxCalls, err := rs.maxCalls()

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"path/filepath"
 
 	"cir/engine"
 	"cir/train"
+	"cir/train/compare"
 	"cir/train/config"
 )
 
@@ -52,6 +56,9 @@ func cmdTrain(e *env, args []string) error {
 		return err
 	}
 	defer b.Close()
+	if cfg.Compare.MaxCalls != "" {
+		return runCompare(ctx, e, cfg, train.Options{Backend: b, Log: e.stderr})
+	}
 	t, err := train.NewTrainer(ctx, cfg, train.Options{Backend: b, Log: e.stderr})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -65,4 +72,17 @@ func cmdTrain(e *env, args []string) error {
 		return err
 	}
 	return json.NewEncoder(e.stdout).Encode(sum)
+}
+
+// runCompare runs the comparison of budget schedules that compare.max_calls asks for and
+// prints its summary.
+func runCompare(ctx context.Context, e *env, cfg config.Config, opt train.Options) error {
+	r, err := compare.Run(ctx, cfg, opt)
+	if err != nil {
+		if ctx.Err() != nil && !errors.Is(err, train.ErrInterrupted) {
+			return fmt.Errorf("%w (%v)", train.ErrInterrupted, err)
+		}
+		return err
+	}
+	return json.NewEncoder(e.stdout).Encode(r.Summary(filepath.Join(cfg.Run.OutDir, compare.ReportFile)))
 }
