@@ -1,82 +1,41 @@
 package main
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"math/rand/v2"
+	"io"
 	"os"
-	"os/exec"
+	"os/signal"
 	"path/filepath"
-	"strconv"
-	"time"
+	"runtime"
+	"slices"
+	"strings"
 
+	"cir/bench"
 	"cir/engine"
+	"cir/engine/cpu"
 	"cir/model"
 )
 
-// python is Debian's interpreter, the one with PyTorch.
-const python = "/usr/bin/python3"
+const benchHint = "cir bench all|gemm|train|decode --help"
 
 func cmdBench(e *env, args []string) error {
 	if len(args) == 0 {
-		return errorf("cir bench train|decode --help", "bench: which benchmark?")
+		return errorf(benchHint, "bench: which benchmark?")
 	}
 	switch args[0] {
+	case "all":
+		return benchAll(e, args[1:])
+	case "gemm":
+		return benchGEMM(e, args[1:])
 	case "train":
 		return benchTrain(e, args[1:])
 	case "decode":
 		return benchDecode(e, args[1:])
 	}
-	return errorf("cir bench train|decode --help", "bench: unknown benchmark %q", args[0])
-}
-
-// runReference runs the PyTorch reference script with args and returns the tokens_per_s of
-// its last line, a JSON object.
-func runReference(args ...string) (float64, error) {
-	dir, err := os.MkdirTemp("", "cir-ref")
-	if err != nil {
-		return 0, err
-	}
-	defer os.RemoveAll(dir)
-	script := filepath.Join(dir, "qwen2_ref.py")
-	if err := os.WriteFile(script, model.ReferenceScript, 0o644); err != nil {
-		return 0, err
-	}
-	var out, errb bytes.Buffer
-	cmd := exec.Command(python, append([]string{script}, args...)...)
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("PyTorch reference: %v: %s", err, lastLine(errb.Bytes()))
-	}
-	var res struct {
-		TokensPerS float64 `json:"tokens_per_s"`
-	}
-	if err := json.Unmarshal(lastLine(out.Bytes()), &res); err != nil || res.TokensPerS <= 0 {
-		return 0, fmt.Errorf("PyTorch reference printed %q", lastLine(out.Bytes()))
-	}
-	return res.TokensPerS, nil
-}
-
-// compareReference times the PyTorch reference and adds its tokens/s and the ratio to res; a
-// missing PyTorch is reported on stderr, not an error.
-func (e *env) compareReference(res map[string]any, args ...string) {
-	r, err := runReference(args...)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "skipping the PyTorch comparison: %v\n", err)
-		return
-	}
-	res["torch_tokens_per_s"] = r
-	res["ratio"] = res["tokens_per_s"].(float64) / r
-}
-
-func lastLine(b []byte) []byte {
-	b = bytes.TrimSpace(b)
-	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
-		return b[i+1:]
-	}
-	return b
+	return errorf(benchHint, "bench: unknown benchmark %q", args[0])
 }
 
 // benchModel parses a benchmark's flags (--config is required) and builds a randomly
@@ -106,6 +65,19 @@ func benchModel(e *env, fs *flag.FlagSet, args []string, cfgPath *string, open f
 	return m, b, nil
 }
 
+// compareTorch times the PyTorch reference with ref and adds its tokens/s and the ratio to res;
+// a missing PyTorch is reported on stderr, not an error.
+func (e *env) compareTorch(res map[string]any, ref func() (float64, error)) {
+	r, err := ref()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "skipping the PyTorch comparison: %v\n", err)
+		return
+	}
+	res["torch_tokens_per_s"] = r
+	res["torch_setting"] = bench.TorchSetting()
+	res["ratio"] = res["tokens_per_s"].(float64) / r
+}
+
 func benchTrain(e *env, args []string) error {
 	fs := e.flags("bench")
 	cfgPath := fs.String("config", "", "model config.json")
@@ -119,49 +91,17 @@ func benchTrain(e *env, args []string) error {
 	}
 	defer b.Close()
 	defer m.Close()
-	opt, err := m.NewAdamW()
+	if *B < 1 || *T < 2 || *steps < 1 {
+		return errorf("see 'cir bench train --help'", "bench train: --batch ≥ 1, --seq ≥ 2 and --steps ≥ 1, got %d, %d, %d", *B, *T, *steps)
+	}
+	r, err := bench.Train(m, *B, *T, *steps)
 	if err != nil {
 		return err
 	}
-	defer opt.Close()
-	rng := rand.New(rand.NewPCG(1, 2))
-	seqs := make([][]int32, *B)
-	dlogp := make([][]float32, *B)
-	for i := range seqs {
-		seqs[i] = make([]int32, *T)
-		for j := range seqs[i] {
-			seqs[i][j] = int32(rng.IntN(m.Cfg.VocabSize))
-		}
-		dlogp[i] = make([]float32, *T-1)
-		for j := range dlogp[i] {
-			dlogp[i][j] = -1 / float32(*B*(*T-1))
-		}
-	}
-	step := func() error {
-		m.ZeroGrad()
-		if _, _, err := m.Forward(seqs); err != nil {
-			return err
-		}
-		if err := m.Backward(dlogp, nil); err != nil {
-			return err
-		}
-		_, err := m.Update(opt, model.OptimStep{LR: 1e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, ClipNorm: 1})
-		return err
-	}
-	if err := step(); err != nil {
-		return err
-	}
-	t0 := time.Now()
-	for i := 0; i < *steps; i++ {
-		if err := step(); err != nil {
-			return err
-		}
-	}
-	dt := time.Since(t0).Seconds() / float64(*steps)
 	res := map[string]any{"device": b.Device().String(), "params": m.NumParams(), "batch": *B, "seq": *T,
-		"tokens_per_s": float64(*B**T) / dt, "step_ms": dt * 1e3}
+		"tokens_per_s": r.TokensPerS, "step_ms": r.StepMs}
 	if *ref && b.Device().Kind == engine.CPU {
-		e.compareReference(res, "bench-train", *cfgPath, strconv.Itoa(*B), strconv.Itoa(*T), fs.Lookup("threads").Value.String(), strconv.Itoa(*steps))
+		e.compareTorch(res, func() (float64, error) { return bench.TorchTrain(*cfgPath, *B, *T, threadsFlag(fs), *steps) })
 	}
 	return json.NewEncoder(e.stdout).Encode(res)
 }
@@ -170,7 +110,7 @@ func benchDecode(e *env, args []string) error {
 	fs := e.flags("bench")
 	cfgPath := fs.String("config", "", "model config.json")
 	B := fs.Int("batch", 1, "sequences decoded together")
-	n := fs.Int("new", 64, "tokens decoded per sequence after a 16-token prompt")
+	n := fs.Int("new", 64, fmt.Sprintf("tokens decoded per sequence after a %d-token prompt", bench.DecodePrompt))
 	ref := fs.Bool("torch", true, "also time the PyTorch reference on the same machine")
 	m, b, err := benchModel(e, fs, args, cfgPath, e.deviceFlags(fs))
 	if err != nil {
@@ -178,40 +118,175 @@ func benchDecode(e *env, args []string) error {
 	}
 	defer b.Close()
 	defer m.Close()
-	const prompt = 16
-	d, err := m.NewDecoder(*B, prompt+*n+1)
+	if *B < 1 || *n < 1 {
+		return errorf("see 'cir bench decode --help'", "bench decode: --batch and --new must be ≥ 1, got %d and %d", *B, *n)
+	}
+	tps, err := bench.Decode(m, *B, *n)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	rng := rand.New(rand.NewPCG(1, 2))
-	feeds := make([]model.Feed, *B)
-	for i := range feeds {
-		toks := make([]int32, prompt)
-		for j := range toks {
-			toks[j] = int32(rng.IntN(m.Cfg.VocabSize))
-		}
-		feeds[i] = model.Feed{Slot: i, Pos: 0, Tokens: toks}
+	res := map[string]any{"device": b.Device().String(), "params": m.NumParams(), "batch": *B, "tokens_per_s": tps}
+	if *ref && b.Device().Kind == engine.CPU {
+		e.compareTorch(res, func() (float64, error) { return bench.TorchDecode(*cfgPath, *B, *n, threadsFlag(fs)) })
 	}
-	greedy := engine.SampleParams{Temperature: 0, TopP: 1}
-	out, err := d.Step(feeds, greedy)
+	return json.NewEncoder(e.stdout).Encode(res)
+}
+
+// gemmLayerJSON is one layer of `cir bench gemm`'s output.
+type gemmLayerJSON struct {
+	Name        string  `json:"name"`
+	N           int     `json:"n"`
+	C           int     `json:"c"`
+	OC          int     `json:"oc"`
+	FwdGFLOPS   float64 `json:"forward_gflops"`
+	BwdGFLOPS   float64 `json:"backward_gflops"`
+	FwdOfPeak   float64 `json:"forward_pct_of_peak,omitempty"`
+	BwdOfPeak   float64 `json:"backward_pct_of_peak,omitempty"`
+	PerForwards int     `json:"per_forward"`
+}
+
+func benchGEMM(e *env, args []string) error {
+	fs := e.flags("bench")
+	cfgPath := fs.String("config", "", "model config.json whose linear layers are measured")
+	tokens := fs.Int("tokens", 512, "tokens a batch (N of every GEMM)")
+	open := e.deviceFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := required(fs, "config"); err != nil {
+		return err
+	}
+	if *tokens < 1 {
+		return errorf("see 'cir bench gemm --help'", "bench gemm: --tokens must be ≥ 1, got %d", *tokens)
+	}
+	cfg, err := model.LoadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
-	t0 := time.Now()
-	for s := 0; s < *n; s++ {
-		for i := range feeds {
-			feeds[i] = model.Feed{Slot: i, Pos: prompt + s, Tokens: []int32{out[i].Token}}
+	b, err := open()
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	label := strings.TrimSuffix(filepath.Base(*cfgPath), ".json")
+	_, res, peak, err := bench.GEMMRows(b, label, *cfgPath, cfg, *tokens, threadsFlag(fs), false)
+	if err != nil {
+		return err
+	}
+	pct := func(v float64) float64 {
+		if peak == 0 {
+			return 0
 		}
-		if out, err = d.Step(feeds, greedy); err != nil {
+		return 100 * v / peak
+	}
+	threads := threadsFlag(fs)
+	out := map[string]any{"device": b.Device().String(), "threads": threads, "config": *cfgPath, "tokens": *tokens,
+		"peak_gflops": peak / 1e9, "step_gflops": bench.StepRate(res) / 1e9, "step_pct_of_peak": pct(bench.StepRate(res))}
+	var layers []gemmLayerJSON
+	fmt.Fprintf(e.stderr, "%-8s %18s %9s %9s", "layer", "N×OC×C", "fwd GF/s", "bwd GF/s")
+	if peak > 0 {
+		fmt.Fprintf(e.stderr, "  (of the %.0f GFLOP/s FMA peak of %d threads)", peak/1e9, threads)
+	}
+	fmt.Fprintln(e.stderr)
+	for _, r := range res {
+		layers = append(layers, gemmLayerJSON{r.Name, r.N, r.C, r.OC, r.Forward / 1e9, r.Backward / 1e9, pct(r.Forward), pct(r.Backward), r.PerLayer})
+		fmt.Fprintf(e.stderr, "%-8s %18s %9.1f %9.1f", r.Name, fmt.Sprintf("%d×%d×%d", r.N, r.OC, r.C), r.Forward/1e9, r.Backward/1e9)
+		if peak > 0 {
+			fmt.Fprintf(e.stderr, "  %3.0f%% %3.0f%%", pct(r.Forward), pct(r.Backward))
+		}
+		fmt.Fprintln(e.stderr)
+	}
+	out["layers"] = layers
+	if b.Device().Kind == engine.CPU {
+		if k, err := cpu.GEMMKernels(); err == nil {
+			out["kernels"] = k.String()
+		}
+	}
+	return json.NewEncoder(e.stdout).Encode(out)
+}
+
+func benchAll(e *env, args []string) error {
+	fs := e.flags("bench")
+	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
+	mdOut := fs.String("md", "", "also write the report as Markdown to this file (the README's performance section)")
+	only := fs.String("only", "", "comma-separated sections to run, of "+strings.Join(bench.Sections, ","))
+	src := fs.String("src", ".", "cir's source tree: configs and the packages' benchmarks")
+	rounds := fs.Int("rounds", 2, "alternating cir/PyTorch rounds of the model benchmarks (best of each kept)")
+	threads := fs.Int("threads", runtime.NumCPU(), "CPU threads for cir and PyTorch")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	o := bench.Options{Threads: *threads, Rounds: *rounds, Log: e.stderr}
+	if *only != "" {
+		for _, s := range strings.Split(*only, ",") {
+			if !slices.Contains(bench.Sections, s) {
+				return errorf("sections: "+strings.Join(bench.Sections, ","), "bench all: unknown section %q", s)
+			}
+			o.Only = append(o.Only, s)
+		}
+	}
+	root, err := bench.Source(*src)
+	if err != nil {
+		return errorf("run it in a checkout of cir or pass --src", "bench all: %v", err)
+	}
+	o.Src = root
+	if *threads < 1 {
+		return errorf("see 'cir bench all --help'", "bench all: --threads must be ≥ 1, got %d", *threads)
+	}
+	if _, err := cpu.GEMMKernels(); err != nil {
+		return errorf("make deps-run installs it", "%v", err)
+	}
+	o.CPU = func() (engine.Backend, error) { return cpu.New(*threads), nil }
+	gpu := "none: this binary was built without CUDA"
+	if openCUDA != nil {
+		o.GPU = func() (engine.Backend, error) { return openCUDA(0) }
+		if b, err := openCUDA(0); err != nil {
+			gpu = "none usable: " + err.Error()
+		} else {
+			gpu = b.Device().String()
+			b.Close()
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	rep := bench.All(ctx, o, gpu)
+	if *jsonOut != "" {
+		if err := writeFileWith(*jsonOut, rep.WriteJSON); err != nil {
 			return err
 		}
 	}
-	dt := time.Since(t0).Seconds()
-	res := map[string]any{"device": b.Device().String(), "params": m.NumParams(), "batch": *B,
-		"tokens_per_s": float64(*B**n) / dt}
-	if *ref && b.Device().Kind == engine.CPU {
-		e.compareReference(res, "bench-decode", *cfgPath, strconv.Itoa(*B), strconv.Itoa(*n), fs.Lookup("threads").Value.String())
+	if *mdOut != "" {
+		if err := writeFileWith(*mdOut, rep.WriteMarkdown); err != nil {
+			return err
+		}
 	}
-	return json.NewEncoder(e.stdout).Encode(res)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("bench all: interrupted")
+	}
+	return rep.WriteMarkdown(e.stdout)
+}
+
+// threadsFlag is the value of the --threads flag deviceFlags registered on fs.
+func threadsFlag(fs *flag.FlagSet) int {
+	return fs.Lookup("threads").Value.(flag.Getter).Get().(int)
+}
+
+// writeFileWith writes path through write, replacing it only once the whole file is written.
+func writeFileWith(path string, write func(w io.Writer) error) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	err = write(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
 }

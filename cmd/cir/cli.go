@@ -37,7 +37,7 @@ var commands = []command{
 	{"train", "--config RUN.yaml [key=value ...]", "train with RL and the code interpreter", cmdTrain},
 	{"eval", "--model DIR --bench FILE.jsonl --n K", "evaluate on a benchmark", cmdEval},
 	{"convert", "--in SRC --out DST [--to hf|gguf] [--dtype f32|bf16|f16|q8_0] [--max-shard-size 5GB] [--verify] [--force]", "convert checkpoints: HF safetensors, GGUF, training runs", cmdConvert},
-	{"bench", "train|decode|... [flags]", "measure throughput", cmdBench},
+	{"bench", "all|gemm|train|decode [flags]", "measure speed against references in the same run", cmdBench},
 	{"plot", "metrics.jsonl -o curves.png", "plot training curves", cmdPlot},
 }
 

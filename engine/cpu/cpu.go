@@ -1,12 +1,13 @@
 // Package cpu is the fp32 CPU backend of engine.Backend: the project's reference and what CI
-// runs. GEMMs go through OpenBLAS (cgo); every other op runs on a small fixed pool of worker
-// goroutines, and a steady-state call allocates nothing.
+// runs. GEMMs go through OpenBLAS, opened at run time with the kernel set chosen from the CPU's
+// features (blas.go says why); every other op runs on a small fixed pool of worker goroutines,
+// and a steady-state call allocates nothing.
 //
 // OpenBLAS runs single-threaded (openblas_set_num_threads(1)) inside the workers: a large GEMM
-// is split into blocks of rows of its output, one per worker, and attention runs one small
-// GEMM per (sequence, head) block on each worker, so Go and OpenBLAS threads never
-// oversubscribe the cores and results do not depend on scheduling. OpenBLAS's thread count is
-// process-wide.
+// is split into blocks of rows of its output (of columns when it has few rows, as in
+// decoding), one per worker, and attention runs one small GEMM per (sequence, head) block on
+// each worker, so Go and OpenBLAS threads never oversubscribe the cores and results do not
+// depend on scheduling. OpenBLAS's thread count is process-wide.
 package cpu
 
 import (
@@ -63,7 +64,6 @@ type Backend struct {
 	tSample  sampleTask
 	tAdamW   adamWTask
 	tGemm    gemmTask
-	tGemmB   gemmBlocks
 	partials []float64
 	bufs     [][][]float32 // per-worker scratch, grown on demand
 	ibufs    [][]int32     // per-worker index scratch (Sample)
@@ -72,7 +72,10 @@ type Backend struct {
 var _ engine.Backend = (*Backend)(nil)
 
 // New returns a CPU backend running on threads threads (runtime.NumCPU() when threads <= 0).
+// It loads the GEMM library on first use and panics when it cannot (GEMMKernels returns that
+// error instead).
 func New(threads int) *Backend {
+	mustBLAS()
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}

@@ -1,7 +1,9 @@
 package cpu
 
-// gemmTask splits one row-major GEMM c = alpha·op(a)·op(b) + beta·c across the workers by rows
-// of c, each worker calling single-threaded OpenBLAS on its block.
+// gemmTask is one row-major GEMM c = alpha·op(a)·op(b) + beta·c split across the workers in
+// blocks of 16 rows of c, or of 16 columns when c has too few rows to give every worker a
+// block (decoding: one row per sequence); each worker calls single-threaded OpenBLAS on its
+// blocks.
 type gemmTask struct {
 	ta, tb      bool
 	m, n, k     int
@@ -9,12 +11,28 @@ type gemmTask struct {
 	a, b, c     []float32
 	lda, ldb    int
 	ldc         int
+	cols        bool // blocks of columns, not rows
 }
+
+// gemmBlock is the number of rows or columns of c a block holds: whole kernel tiles.
+const gemmBlock = 16
 
 func (t *gemmTask) run(_, lo, hi int) {
 	if lo >= hi {
 		return
 	}
+	lo *= gemmBlock
+	if t.cols {
+		hi = min(hi*gemmBlock, t.n)
+		// Columns [lo, hi) of op(b): columns of b, or rows when b is transposed.
+		boff := lo
+		if t.tb {
+			boff = lo * t.ldb
+		}
+		sgemm(t.ta, t.tb, t.m, hi-lo, t.k, t.alpha, &t.a[0], t.lda, &t.b[boff], t.ldb, t.beta, &t.c[lo], t.ldc)
+		return
+	}
+	hi = min(hi*gemmBlock, t.m)
 	// Rows [lo, hi) of op(a): rows of a, or columns when a is transposed.
 	aoff := lo * t.lda
 	if t.ta {
@@ -24,7 +42,7 @@ func (t *gemmTask) run(_, lo, hi int) {
 }
 
 // gemm computes c = alpha·op(a)·op(b) + beta·c (op(a) m×k, op(b) k×n, row-major), in
-// parallel over blocks of rows of c when the backend has several threads.
+// parallel over blocks of rows (or columns) of c when the backend has several threads.
 func (b *Backend) gemm(ta, tb bool, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
@@ -35,19 +53,14 @@ func (b *Backend) gemm(ta, tb bool, m, n, k int, alpha float32, a []float32, lda
 		return
 	}
 	setBLASThreads(1)
-	b.tGemm = gemmTask{ta, tb, m, n, k, alpha, beta, a, bm, c, lda, ldb, ldc}
-	// Blocks of rows in multiples of 16 keep the kernels' tiles whole.
-	blocks := (m + 15) / 16
-	b.tGemmB = gemmBlocks{&b.tGemm, m}
-	b.pool.static(&b.tGemmB, blocks, n*k/2)
-}
-
-// gemmBlocks maps ranges of 16-row blocks to ranges of rows.
-type gemmBlocks struct {
-	g *gemmTask
-	m int
-}
-
-func (t *gemmBlocks) run(w, lo, hi int) {
-	t.g.run(w, lo*16, min(hi*16, t.m))
+	rowBlocks := (m + gemmBlock - 1) / gemmBlock
+	cols := rowBlocks < b.threads
+	b.tGemm = gemmTask{ta, tb, m, n, k, alpha, beta, a, bm, c, lda, ldb, ldc, cols}
+	// The cost of a block in the pool's units (multiply-adds / 32).
+	if cols {
+		b.pool.static(&b.tGemm, (n+gemmBlock-1)/gemmBlock, m*k/2)
+	} else {
+		b.pool.static(&b.tGemm, rowBlocks, n*k/2)
+	}
+	b.tGemm = gemmTask{}
 }

@@ -227,7 +227,19 @@ func TestAdamW(t *testing.T) {
 	}
 }
 
-func TestExp(t *testing.T) {
+// eachVecLevel runs f with the loops of vec.h at every instruction set this CPU has.
+func eachVecLevel(t *testing.T, f func(t *testing.T)) {
+	native := vecLevel
+	defer func() { vecLevel = native }()
+	for l := vecSSE2; l <= native(); l++ {
+		vecLevel = func() int { return l }
+		t.Run(fmt.Sprintf("level=%d", l), f)
+	}
+}
+
+func TestExp(t *testing.T) { eachVecLevel(t, testExp) }
+
+func testExp(t *testing.T) {
 	var x []float32
 	for v := -90.0; v < 80; v += 0.001 { // sums of 256 e^80 still fit a float32
 		x = append(x, float32(v))
@@ -265,4 +277,40 @@ func TestExp(t *testing.T) {
 	if math.Abs(float64(y[1])-math.E) > 1e-6 || y[0] != 1 {
 		t.Errorf("expTo in place: %v", y)
 	}
+}
+
+// TestVecLoops checks SwiGLU forward and backward, max and dot of vec.h against float64 at
+// every instruction set this CPU has, on lengths around the vector widths.
+func TestVecLoops(t *testing.T) {
+	eachVecLevel(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(5, 6))
+		for _, n := range []int{1, 7, 16, 33, 255, 256, 1000} {
+			g, g64 := randF32(r, n, 8)
+			u, u64 := randF32(r, n, 2)
+			dy, dy64 := randF32(r, n, 1)
+			out, dg, du := make([]float32, n), make([]float32, n), make([]float32, n)
+			swiglu(out, g, u)
+			swigluBack(dg, du, dy, g, u)
+			wOut, wDg, wDu := make([]float64, n), make([]float64, n), make([]float64, n)
+			mx, dot := math.Inf(-1), 0.0
+			for i := range g64 {
+				s := 1 / (1 + math.Exp(-g64[i]))
+				wOut[i] = g64[i] * s * u64[i]
+				wDu[i] = dy64[i] * g64[i] * s
+				wDg[i] = dy64[i] * u64[i] * s * (1 + g64[i]*(1-s))
+				mx = math.Max(mx, g64[i])
+				dot += g64[i] * u64[i]
+			}
+			name := fmt.Sprintf("n=%d", n)
+			closeTo(t, name+" swiglu", out, wOut, fwdTol)
+			closeTo(t, name+" swiglu dg", dg, wDg, fwdTol)
+			closeTo(t, name+" swiglu du", du, wDu, fwdTol)
+			if got := maxOf(g); float64(got) != mx {
+				t.Errorf("%s: maxOf = %g, want %g", name, got, mx)
+			}
+			if got := dot64(g, u); math.Abs(got-dot) > 1e-5*math.Max(1, math.Abs(dot)) {
+				t.Errorf("%s: dot64 = %g, want %g", name, got, dot)
+			}
+		}
+	})
 }

@@ -1,117 +1,47 @@
-// Loops over float rows for the CPU backend, written so that GCC vectorises them (SSE2, the
-// x86-64 baseline).
+// Loops over float rows for the CPU backend (vec_loops.h), compiled for the x86-64 baseline
+// (SSE2), for AVX2+FMA and for AVX-512; each entry point takes the level to run (vecLevel in
+// vec.go, from the CPU's features). The wider copies measured 2-5x faster on the softmax,
+// cross-entropy and SwiGLU loops of the 20M model on an AVX-512 CPU.
 #pragma GCC optimize("O3", "finite-math-only", "no-math-errno", "no-trapping-math")
 #include <stdint.h>
 
+#define CIR_V(name) name##_sse2
+#include "vec_loops.h"
+#undef CIR_V
 
-// cir_exp is e^x in float to within about 2 ulp (Cephes expf), 0 below -87.33.
-static inline float cir_exp(float x) {
-	int32_t under = x < -87.33f;
-	x = __builtin_fmaxf(x, -87.33f);
-	x = __builtin_fminf(x, 88.3f);
-	float fx = x * 1.44269504088896341f + 0.5f;
-	int32_t n = (int32_t)fx;
-	n -= (float)n > fx;
-	float nf = (float)n;
-	float r = x - nf * 0.693359375f - nf * -2.12194440e-4f;
-	float p = 1.9875691500e-4f;
-	p = p * r + 1.3981999507e-3f;
-	p = p * r + 8.3334519073e-3f;
-	p = p * r + 4.1665795894e-2f;
-	p = p * r + 1.6666665459e-1f;
-	p = p * r + 5.0000001201e-1f;
-	p = p * r * r + r + 1.0f;
-	union {
-		int32_t i;
-		float f;
-	} u;
-	u.i = (n + 127) << 23;
-	return p * u.f * (float)(1 - under);
+#if defined(__x86_64__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define CIR_V(name) name##_avx2
+#include "vec_loops.h"
+#undef CIR_V
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")
+#define CIR_V(name) name##_avx512
+#include "vec_loops.h"
+#undef CIR_V
+#pragma GCC pop_options
+#define CIR_PICK(level, name, ...) \
+	((level) == 2 ? name##_avx512(__VA_ARGS__) : (level) == 1 ? name##_avx2(__VA_ARGS__) : name##_sse2(__VA_ARGS__))
+#else
+#define CIR_PICK(level, name, ...) name##_sse2(__VA_ARGS__)
+#endif
+
+// Levels: 0 SSE2, 1 AVX2+FMA, 2 AVX-512 (F, BW, DQ, VL).
+static double cir_exp_to(int level, float *dst, const float *src, int n, float shift, float mul, float scale) {
+	return CIR_PICK(level, cir_exp_to, dst, src, n, shift, mul, scale);
 }
 
-// cir_exp_to sets dst[i] = scale * e^((src[i]-shift)*mul) (dst may be src) and returns the
-// sum of the exponentials, in eight float lanes per block of 256 elements, the blocks added in double.
-static double cir_exp_to(float *dst, const float *src, int n, float shift, float mul, float scale) {
-	for (int i = 0; i < n; i++) {
-		dst[i] = cir_exp((src[i] - shift) * mul);
-	}
-	double total = 0;
-	int i = 0;
-	for (; i + 256 <= n; i += 256) {
-		float acc[8] = {0};
-		for (int j = i; j < i + 256; j += 8) {
-			for (int k = 0; k < 8; k++) {
-				acc[k] += dst[j + k];
-			}
-		}
-		total += ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-	}
-	for (; i < n; i++) {
-		total += dst[i];
-	}
-	if (scale != 1.0f) {
-		for (int k = 0; k < n; k++) {
-			dst[k] *= scale;
-		}
-	}
-	return total;
+static void cir_swiglu(int level, float *out, const float *g, const float *u, int n) {
+	CIR_PICK(level, cir_swiglu, out, g, u, n);
 }
 
-// cir_swiglu sets out[i] = silu(g[i]) * u[i].
-static void cir_swiglu(float *restrict out, const float *restrict g, const float *restrict u, int n) {
-	for (int i = 0; i < n; i++) {
-		out[i] = g[i] / (1.0f + cir_exp(-g[i])) * u[i];
-	}
+static void cir_swiglu_back(int level, float *dg, float *du, const float *dy, const float *g, const float *u, int n) {
+	CIR_PICK(level, cir_swiglu_back, dg, du, dy, g, u, n);
 }
 
-// cir_swiglu_back sets dg, du, the gradients through out = silu(g)*u given dout.
-static void cir_swiglu_back(float *restrict dg, float *restrict du, const float *restrict dy, const float *restrict g, const float *restrict u, int n) {
-	for (int i = 0; i < n; i++) {
-		float x = g[i];
-		float s = 1.0f / (1.0f + cir_exp(-x));
-		du[i] = dy[i] * x * s;
-		dg[i] = dy[i] * u[i] * s * (1.0f + x * (1.0f - s));
-	}
-}
+static float cir_max(int level, const float *x, int n) { return CIR_PICK(level, cir_max, x, n); }
 
-// cir_max is the largest of x[0..n), n > 0.
-static float cir_max(const float *x, int n) {
-	float acc[8];
-	for (int k = 0; k < 8; k++) {
-		acc[k] = x[0];
-	}
-	int i = 0;
-	for (; i + 8 <= n; i += 8) {
-		for (int k = 0; k < 8; k++) {
-			acc[k] = __builtin_fmaxf(acc[k], x[i + k]);
-		}
-	}
-	float m = x[0];
-	for (int k = 0; k < 8; k++) {
-		m = __builtin_fmaxf(m, acc[k]);
-	}
-	for (; i < n; i++) {
-		m = __builtin_fmaxf(m, x[i]);
-	}
-	return m;
-}
-
-// cir_dot is the sum of x[i]*y[i], in eight float lanes per block of 256, the blocks added in
-// double.
-static double cir_dot(const float *x, const float *y, int n) {
-	double total = 0;
-	int i = 0;
-	for (; i + 256 <= n; i += 256) {
-		float acc[8] = {0};
-		for (int j = i; j < i + 256; j += 8) {
-			for (int k = 0; k < 8; k++) {
-				acc[k] += x[j + k] * y[j + k];
-			}
-		}
-		total += ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-	}
-	for (; i < n; i++) {
-		total += (double)x[i] * y[i];
-	}
-	return total;
-}
+static double cir_dot(int level, const float *x, const float *y, int n) { return CIR_PICK(level, cir_dot, x, y, n); }
