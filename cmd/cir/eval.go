@@ -104,7 +104,7 @@ func cmdEval(e *env, args []string) error {
 		calls int
 	}{{"tools", maxCalls}, {"no_tools", 0}} {
 		t0 := time.Now()
-		r, err := ev.Evaluate(ctx, tasks, *n, run.calls, sp, *seed)
+		r, err := ev.Evaluate(ctx, tasks, *n, run.calls, sp, mixSeed(*seed))
 		if err != nil {
 			return err
 		}

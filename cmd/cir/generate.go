@@ -105,7 +105,7 @@ func cmdGenerate(e *env, args []string) error {
 		Policy: train.Policy(dec),
 		Tok:    tok,
 		Exec:   exec,
-		Config: rs.S.Config(*n, maxCalls, tok.EOS(), *seed),
+		Config: rs.S.Config(*n, maxCalls, tok.EOS(), mixSeed(*seed)),
 	}
 	out := bufio.NewWriter(e.stdout)
 	defer out.Flush()
@@ -260,4 +260,14 @@ func (l *lazySandbox) close() {
 	if l.pool != nil {
 		l.pool.Close()
 	}
+}
+
+// mixSeed spreads a user's seed over 64 bits (SplitMix64's finaliser) before it seeds the
+// rollout's PCG streams: PCG seeded with small numbers starts poorly (seed 0's first uniform
+// is 0.99999, so the default seed sampled the first token from the distribution's far tail).
+func mixSeed(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
 }

@@ -50,23 +50,27 @@ type Arm struct {
 	ComposedCalls *float64 `json:"composed_calls,omitempty"`
 	TransferAcc   *float64 `json:"transfer_acc,omitempty"`
 	TransferCalls *float64 `json:"transfer_calls,omitempty"`
-	// SecondCallStep is the first RL step in which a trajectory executed two calls (0: none).
-	SecondCallStep int `json:"second_call_step,omitempty"`
+	// SecondCallStep is the first RL step, counted as rollout.max_calls counts them (steps
+	// done before it), in which a trajectory executed two calls; nil when none did.
+	SecondCallStep *int `json:"second_call_step"`
 	// Steps are the RL steps' metrics (step, max_calls, tool_calls, tool_calls_max, accuracy).
 	Steps []metrics.Record `json:"steps,omitempty"`
 }
 
 // Report is the comparison, written as compare.json.
 type Report struct {
-	EvalMaxCalls int      `json:"eval_max_calls"` // the budget of every held-out evaluation
-	Kinds        []string `json:"kinds"`
-	Composed     []string `json:"composed"` // the composed kinds among Kinds
-	Transfer     []string `json:"transfer"` // the composed kinds without chain demonstrations
-	BeforeRL     Arm      `json:"before_rl"`
-	Schedule     Arm      `json:"schedule"`
-	Fixed        Arm      `json:"fixed"`
-	Plot         string   `json:"plot,omitempty"`
-	Minutes      float64  `json:"minutes"`
+	EvalMaxCalls int `json:"eval_max_calls"` // the budget of every held-out evaluation
+	// SecondCallOpens is the first step at which the schedule of the scheduled run allows two
+	// calls (nil: never).
+	SecondCallOpens *int     `json:"second_call_opens"`
+	Kinds           []string `json:"kinds"`
+	Composed        []string `json:"composed"` // the composed kinds among Kinds
+	Transfer        []string `json:"transfer"` // the composed kinds without chain demonstrations
+	BeforeRL        Arm      `json:"before_rl"`
+	Schedule        Arm      `json:"schedule"`
+	Fixed           Arm      `json:"fixed"`
+	Plot            string   `json:"plot,omitempty"`
+	Minutes         float64  `json:"minutes"`
 }
 
 // Summary is the last line `cir train` prints for a comparison.
@@ -83,10 +87,13 @@ type Summary struct {
 	AccBeforeRL           float64  `json:"acc_before_rl"`
 	AccSchedule           float64  `json:"acc_schedule"`
 	AccFixed              float64  `json:"acc_fixed"`
-	SecondCallStep        int      `json:"second_call_step"` // in the scheduled run
-	Report                string   `json:"report"`
-	Plot                  string   `json:"plot,omitempty"`
-	Minutes               float64  `json:"minutes"`
+	// SecondCallOpens is the step at which the schedule allows a second call (nil: never);
+	// SecondCallStep the first step at which a trajectory of the scheduled run made one.
+	SecondCallOpens *int    `json:"second_call_opens"`
+	SecondCallStep  *int    `json:"second_call_step"`
+	Report          string  `json:"report"`
+	Plot            string  `json:"plot,omitempty"`
+	Minutes         float64 `json:"minutes"`
 }
 
 // Summary returns the summary line of r, its file at path.
@@ -96,7 +103,7 @@ func (r *Report) Summary(path string) Summary {
 		ComposedCallsBeforeRL: r.BeforeRL.ComposedCalls, ComposedCallsSchedule: r.Schedule.ComposedCalls, ComposedCallsFixed: r.Fixed.ComposedCalls,
 		TransferAccBeforeRL: r.BeforeRL.TransferAcc, TransferAccSchedule: r.Schedule.TransferAcc, TransferAccFixed: r.Fixed.TransferAcc,
 		AccBeforeRL: r.BeforeRL.AccAll, AccSchedule: r.Schedule.AccAll, AccFixed: r.Fixed.AccAll,
-		SecondCallStep: r.Schedule.SecondCallStep, Report: path, Plot: r.Plot, Minutes: r.Minutes,
+		SecondCallOpens: r.SecondCallOpens, SecondCallStep: r.Schedule.SecondCallStep, Report: path, Plot: r.Plot, Minutes: r.Minutes,
 	}
 }
 
@@ -123,6 +130,12 @@ func Run(ctx context.Context, cfg config.Config, opt train.Options) (*Report, er
 			r.EvalMaxCalls = max(r.EvalMaxCalls, s.MaxCalls)
 		}
 	}
+	for _, s := range budget {
+		if s.MaxCalls >= 2 {
+			r.SecondCallOpens = &s.Step
+			break
+		}
+	}
 	if err := r.setKinds(cfg); err != nil {
 		return nil, err
 	}
@@ -146,7 +159,7 @@ func Run(ctx context.Context, cfg config.Config, opt train.Options) (*Report, er
 	if err != nil {
 		return nil, err
 	}
-	if r.BeforeRL, err = r.arm("before_rl", "", w.Run.OutDir, ws, "before_rl"); err != nil {
+	if r.BeforeRL, err = r.arm("before_rl", "", w.Run.OutDir, ws); err != nil {
 		return nil, err
 	}
 	for _, a := range []struct {
@@ -167,7 +180,7 @@ func Run(ctx context.Context, cfg config.Config, opt train.Options) (*Report, er
 		if err != nil {
 			return nil, err
 		}
-		if *a.arm, err = r.arm(a.name, a.maxCalls, c.Run.OutDir, s, "heldout_tools"); err != nil {
+		if *a.arm, err = r.arm(a.name, a.maxCalls, c.Run.OutDir, s); err != nil {
 			return nil, err
 		}
 	}
@@ -207,11 +220,13 @@ func (r *Report) setKinds(cfg config.Config) error {
 	return nil
 }
 
-// arm makes the Arm of a finished phase from its evaluation named eval and its metrics.
-func (r *Report) arm(name, maxCalls, dir string, s *train.Summary, eval string) (Arm, error) {
-	ev, ok := s.Evals[eval]
+// arm makes the Arm of a finished phase from its final held-out evaluation (for the warm-up,
+// with no RL step, that of the model before RL; a resumed phase makes it again) and its
+// metrics.
+func (r *Report) arm(name, maxCalls, dir string, s *train.Summary) (Arm, error) {
+	ev, ok := s.Evals["heldout_tools"]
 	if !ok {
-		return Arm{}, fmt.Errorf("compare: %s: no %s evaluation (no held-out problems? set data.toy.eval)", dir, eval)
+		return Arm{}, fmt.Errorf("compare: %s: no held-out evaluation (no held-out problems? set data.toy.eval)", dir)
 	}
 	a := Arm{Name: name, MaxCalls: maxCalls, Dir: dir, Checkpoint: s.Checkpoint, Acc: ev.ByKind, Calls: ev.CallsByKind,
 		AccAll: ev.AvgAtK, NoToolsAcc: s.Evals["heldout_no_tools"].AvgAtK}
@@ -238,8 +253,9 @@ func (r *Report) arm(name, maxCalls, dir string, s *train.Summary, eval string) 
 			}
 		}
 		a.Steps = append(a.Steps, step)
-		if a.SecondCallStep == 0 && rec["tool_calls_max"] >= 2 {
-			a.SecondCallStep = int(rec["step"])
+		if a.SecondCallStep == nil && rec["tool_calls_max"] >= 2 {
+			s := int(rec["step"]) - 1 // a record's step counts the step itself
+			a.SecondCallStep = &s
 		}
 	}
 	return a, nil
