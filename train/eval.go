@@ -21,11 +21,12 @@ type EvalResult struct {
 	PassAtK  float64 `json:"pass_at_k"` // share of problems with a correct sample
 	// PassAt is the unbiased pass@j estimated from the k samples, for j = 1, 2, 4, … < k and k
 	// (keyed by j in decimal); pass@1 equals AvgAtK.
-	PassAt    map[string]float64 `json:"pass_at"`
-	MeanCalls float64            `json:"mean_calls"`
-	MeanLen   float64            `json:"mean_len"` // response tokens
-	ByKind    map[string]float64 `json:"by_kind,omitempty"`
-	Seconds   float64            `json:"seconds"`
+	PassAt      map[string]float64 `json:"pass_at"`
+	MeanCalls   float64            `json:"mean_calls"`
+	MeanLen     float64            `json:"mean_len"`                // response tokens
+	ByKind      map[string]float64 `json:"by_kind,omitempty"`       // accuracy of each kind
+	CallsByKind map[string]float64 `json:"calls_by_kind,omitempty"` // executed calls per answer of each kind
+	Seconds     float64            `json:"seconds"`
 }
 
 // PassAt is the unbiased estimator of pass@k from n samples of which c are correct:
@@ -153,7 +154,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, tasks []Task, k, maxCalls int,
 // summarize computes the result of an evaluation of k samples of each of tasks from every
 // graded sample (in the order of their indices).
 func summarize(tasks []Task, k, maxCalls int, all []graded, wall time.Duration) EvalResult {
-	r := EvalResult{Problems: len(tasks), K: k, MaxCalls: maxCalls, ByKind: map[string]float64{}}
+	r := EvalResult{Problems: len(tasks), K: k, MaxCalls: maxCalls, ByKind: map[string]float64{}, CallsByKind: map[string]float64{}}
 	if len(tasks) == 0 {
 		return r
 	}
@@ -166,6 +167,7 @@ func summarize(tasks []Task, k, maxCalls int, all []graded, wall time.Duration) 
 			r.ByKind[task.Kind]++
 		}
 		kindN[task.Kind]++
+		r.CallsByKind[task.Kind] += float64(g.Calls)
 		r.MeanCalls += float64(g.Calls)
 		r.MeanLen += float64(g.Length)
 	}
@@ -196,9 +198,10 @@ func summarize(tasks []Task, k, maxCalls int, all []graded, wall time.Duration) 
 	sort.Strings(kinds)
 	for _, kd := range kinds {
 		r.ByKind[kd] /= float64(kindN[kd])
+		r.CallsByKind[kd] /= float64(kindN[kd])
 	}
 	if len(kinds) == 1 && kinds[0] == "" {
-		r.ByKind = nil
+		r.ByKind, r.CallsByKind = nil, nil
 	}
 	r.Seconds = wall.Seconds()
 	return r

@@ -15,10 +15,11 @@ import (
 // Prompter turns problems into the model's prompts as the settings say: with template "cir"
 // the checkpoint's own chat template (the built-in Qwen2.5 one only when the checkpoint has
 // none) over the data's messages, the CIR instruction put in the user message unless it is
-// already there (instruction "auto"); with "toy" the compact toy format.
+// already there (instruction "auto"); with "toy" the toy chat template (data.ToyChatTemplate)
+// without the instruction.
 type Prompter struct {
 	Tok      tokenizer.Tokenizer
-	Template *tokenizer.Template // nil with the toy format
+	Template *tokenizer.Template
 	Settings data.PromptSettings
 }
 
@@ -31,7 +32,9 @@ func NewPrompter(tok tokenizer.Tokenizer, dir string, s data.PromptSettings) (*P
 	}
 	p := &Prompter{Tok: tok, Settings: s}
 	if s.Template == data.TemplateToy {
-		return p, nil
+		var err error
+		p.Template, err = tokenizer.ParseTemplate(data.ToyChatTemplate, nil)
+		return p, err
 	}
 	p.Template = tokenizer.BuiltinTemplate()
 	if dir != "" {
@@ -58,7 +61,7 @@ func TokenizerDir(path string) string {
 // Messages returns the conversation of a problem: the data's messages when it gave some (its
 // system messages kept), else a user message with the problem, a system message of the
 // settings first when there is none; the CIR instruction goes before the last user message
-// as the instruction mode says.
+// as the instruction mode says (never with the toy template).
 func (p *Prompter) Messages(problem string, msgs []data.Message) []tokenizer.Message {
 	var out []tokenizer.Message
 	for _, m := range msgs {
@@ -70,7 +73,7 @@ func (p *Prompter) Messages(problem string, msgs []data.Message) []tokenizer.Mes
 	if p.Settings.System != "" && out[0].Role != "system" {
 		out = append([]tokenizer.Message{{Role: "system", Content: p.Settings.System}}, out...)
 	}
-	for i := len(out) - 1; i >= 0; i-- {
+	for i := len(out) - 1; i >= 0 && p.Settings.Template != data.TemplateToy; i-- {
 		if out[i].Role != "user" {
 			continue
 		}
@@ -88,26 +91,36 @@ func (p *Prompter) Messages(problem string, msgs []data.Message) []tokenizer.Mes
 }
 
 // Text returns the prompt text of a problem: the chat template's rendering of Messages with
-// the generation prompt, or the toy format.
+// the generation prompt.
 func (p *Prompter) Text(problem string, msgs []data.Message) (string, error) {
-	if p.Template == nil {
-		return data.Format(problem), nil
-	}
 	return p.Template.Render(p.Messages(problem, msgs), true, p.Settings.TemplateArgs)
 }
 
 // IDs returns the prompt ids of a problem: Text encoded as the reference encodes a rendered
-// template (special tokens written in the text become their ids), or the toy format as plain
-// text.
+// template (special tokens written in the text become their ids).
 func (p *Prompter) IDs(problem string, msgs []data.Message) ([]int32, error) {
 	text, err := p.Text(problem, msgs)
 	if err != nil {
 		return nil, err
 	}
-	if p.Template == nil {
-		return p.Tok.EncodePlain(text), nil
-	}
 	return p.Tok.Encode(text), nil
+}
+
+// Save writes the prompt format into the model directory dir, so that eval, generate and
+// template give the model the prompts it was trained on without being told: the chat template
+// (the toy one as chat_template.jinja; the built-in one writes nothing) and the settings as
+// data.PromptFile (with the toy template: the directory's own template, no instruction).
+func (p *Prompter) Save(dir string) error {
+	s := p.Settings
+	if s.Template == data.TemplateToy {
+		if err := os.WriteFile(filepath.Join(dir, tokenizer.TemplateFile), []byte(p.Template.Source), 0o644); err != nil {
+			return fmt.Errorf("save chat template: %w", err)
+		}
+		s.Template, s.Instruction = data.TemplateCIR, data.InstructionNever
+	} else if err := p.Template.Save(dir); err != nil {
+		return err
+	}
+	return s.Save(dir)
 }
 
 // Task makes the task of a dataset example. It returns an error when the prompt is longer

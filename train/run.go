@@ -23,6 +23,9 @@ type Summary struct {
 	HeldoutAccNoTools *float64 `json:"heldout_acc_no_tools,omitempty"`
 	Plot              string   `json:"plot,omitempty"`
 	Minutes           float64  `json:"minutes"`
+	// Evals are the held-out evaluations by name (before_rl, heldout_tools,
+	// heldout_no_tools), as eval.json holds them.
+	Evals map[string]EvalResult `json:"-"`
 }
 
 // InterruptError is the error of a Run stopped by its context: it wraps ErrInterrupted and
@@ -42,8 +45,8 @@ func (e *InterruptError) Error() string {
 func (e *InterruptError) Unwrap() error { return e.Err }
 
 // Run drives the whole job of the config: it resumes from the newest checkpoint with
-// run.resume, runs the warm-up, measures held-out accuracy before RL, runs the RL steps to
-// run.steps (metrics.jsonl, a periodic evaluation every run.eval_every steps, a checkpoint
+// run.resume, runs the warm-up, measures held-out accuracy before RL (with the budget
+// run.eval_max_calls, as every held-out evaluation), runs the RL steps to run.steps (metrics.jsonl, a periodic evaluation every run.eval_every steps, a checkpoint
 // every run.save_every), writes the final checkpoint, evaluates with and without tools, and
 // writes eval.json and curves.png into run.out_dir. Progress goes to the trainer's Log.
 //
@@ -93,6 +96,9 @@ func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
 
 	evals := map[string]EvalResult{}
 	evalCalls := t.Budget(cfg.Run.Steps)
+	if cfg.Run.EvalMaxCalls >= 0 {
+		evalCalls = cfg.Run.EvalMaxCalls
+	}
 	greedy := engine.SampleParams{TopP: 1}
 	evaluate := func(name string, maxCalls int) (float64, error) {
 		r, err := t.Evaluate(ctx, t.Eval, cfg.Run.EvalN, maxCalls, greedy, cfg.Run.Seed)
@@ -164,7 +170,7 @@ func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	sum := &Summary{RLSteps: t.Step, Checkpoint: dir, AccBeforeRL: t.BeforeRL}
+	sum := &Summary{RLSteps: t.Step, Checkpoint: dir, AccBeforeRL: t.BeforeRL, Evals: evals}
 	if len(t.Eval) > 0 {
 		tools, err := evaluate("heldout_tools", evalCalls)
 		if err != nil {

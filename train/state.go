@@ -71,7 +71,7 @@ type pendingEval struct{ Record metrics.Step }
 const stateVersion = 3
 
 // Save writes a checkpoint of the trainer under root (weights in HF layout, the tokenizer and
-// its chat template, and the trainer state, zstd-compressed), atomically, keeping the newest
+// the prompt format: chat template and prompt settings, and the trainer state, zstd-compressed), atomically, keeping the newest
 // keep checkpoints. A checkpoint taken mid-step carries the step's scored rollout and
 // progress; one of a run whose KL reference is a copy of the initial policy carries the
 // reference. The ranks of a group call it together: they send their shards of the optimizer
@@ -116,8 +116,8 @@ func (t *Trainer) Save(root string, keep int) (string, error) {
 			return "", err
 		}
 	}
-	if t.Prompter != nil && t.Prompter.Template != nil {
-		if err := t.Prompter.Template.Save(tmp); err != nil {
+	if t.Prompter != nil {
+		if err := t.Prompter.Save(tmp); err != nil {
 			return "", err
 		}
 	}

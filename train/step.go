@@ -307,6 +307,7 @@ func (t *Trainer) rolloutMetrics(m *metrics.Step, all []outcome) {
 			clipped++
 		}
 		calls += float64(o.Calls)
+		m.ToolCallsMax = max(m.ToolCallsMax, o.Calls)
 		ok += float64(o.CallsOK)
 		respToks += l
 		toolToks += float64(o.Tool)

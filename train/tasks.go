@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 
 	"cir/train/config"
 	"cir/train/data"
@@ -23,13 +24,24 @@ func loadTasks(cfg config.Config, p *Prompter) (train, eval []Task, err error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("data.toy.direct: %w", err)
 		}
+		var chains []data.Kind
+		if len(d.Toy.ChainDemos) > 0 {
+			if chains, err = data.ParseKinds(d.Toy.ChainDemos); err != nil {
+				return nil, nil, fmt.Errorf("data.toy.chain_demos: %w", err)
+			}
+		}
+		for _, k := range chains {
+			if k.Basic() || !slices.Contains(kinds, k) {
+				return nil, nil, fmt.Errorf("data.toy.chain_demos: %s is not one of the composed kinds of data.toy.kinds", k)
+			}
+		}
 		teacher := rand.New(rand.NewPCG(d.Toy.Seed, 0x74656163))
 		ps, err := data.Problems(d.Toy.Seed, d.Toy.Train, kinds)
 		if err != nil {
 			return nil, nil, fmt.Errorf("data.toy.train: %w", err)
 		}
 		for _, pr := range ps {
-			t, err := toyTask(pr, p, teacher.Float64() < direct[pr.Kind])
+			t, err := toyTask(pr, p, teacher.Float64() < direct[pr.Kind], slices.Contains(chains, pr.Kind))
 			if err != nil {
 				return nil, nil, err
 			}
@@ -39,7 +51,7 @@ func loadTasks(cfg config.Config, p *Prompter) (train, eval []Task, err error) {
 			return nil, nil, fmt.Errorf("data.toy.eval: %w", err)
 		}
 		for _, pr := range ps {
-			t, err := toyTask(pr, p, false)
+			t, err := toyTask(pr, p, false, false)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -75,21 +87,25 @@ func subject(path string) string {
 	return b[:len(b)-len(filepath.Ext(b))]
 }
 
-// toyTask makes the task of a toy problem and, for the basic kinds only, its demonstration
-// (tool text with role tool): the interpreter protocol, or with direct the answer alone. The
-// composed kinds are left for RL to find.
-func toyTask(pr data.Problem, p *Prompter, direct bool) (Task, error) {
+// toyTask makes the task of a toy problem and its demonstration (tool text with role tool):
+// for a basic kind the one-call solution, or with direct the answer alone; for a composed
+// kind its two-call chain with chain, else none (left for RL to find).
+func toyTask(pr data.Problem, p *Prompter, direct, chain bool) (Task, error) {
 	ids, err := p.IDs(pr.Prompt, nil)
 	if err != nil {
 		return Task{}, fmt.Errorf("data.toy: %w", err)
 	}
 	t := Task{Problem: pr.Prompt, Prompt: ids, Answer: pr.Answer, Kind: string(pr.Kind)}
-	if !pr.Kind.Basic() {
+	var segs []data.Segment
+	switch {
+	case !pr.Kind.Basic() && chain:
+		segs = pr.ChainSegments()
+	case !pr.Kind.Basic():
 		return t, nil
-	}
-	segs := pr.Segments()
-	if direct {
+	case direct:
 		segs = pr.DirectSegments()
+	default:
+		segs = pr.Segments()
 	}
 	for _, s := range segs {
 		ids := p.Tok.EncodePlain(s.Text)

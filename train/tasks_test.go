@@ -61,6 +61,56 @@ func TestToyTeacher(t *testing.T) {
 	}
 }
 
+// TestToyChainDemos: data.toy.chain_demos gives the named composed kinds their two-call
+// chain as warm-up demonstration (the interpreter's outputs as tool tokens), leaves the other
+// composed kinds without one, and a basic kind or one not in data.toy.kinds is an error
+// naming the key.
+func TestToyChainDemos(t *testing.T) {
+	cfg := config.Default()
+	if err := cfg.Apply([]string{"data.toy.enabled=true", "data.toy.train=60", "data.toy.eval=6",
+		"data.toy.kinds=[p_digsum,mul3,mul_digsum]", "data.toy.chain_demos=[mul3]", "data.template=toy"}); err != nil {
+		t.Fatal(err)
+	}
+	tok := tokenizer.NewByte()
+	p, err := NewPrompter(tok, "", cfg.Data.PromptSettings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, _, err := loadTasks(cfg, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]int{}
+	for _, task := range tr {
+		demo := tok.Decode(task.DemoIDs)
+		n := strings.Count(demo, "```python\n")
+		if calls[task.Kind] != 0 && calls[task.Kind] != n+1 {
+			t.Errorf("%s: %d calls, other %s problems %d", task.Problem, n, task.Kind, calls[task.Kind]-1)
+		}
+		calls[task.Kind] = n + 1
+		var tool strings.Builder
+		for i, r := range task.DemoRoles {
+			if r == rollout.RoleTool {
+				tool.WriteString(tok.Decode(task.DemoIDs[i : i+1]))
+			}
+		}
+		if strings.Count(tool.String(), "```output\n") != n {
+			t.Errorf("%s: tool tokens %q for %d calls", task.Problem, tool.String(), n)
+		}
+	}
+	if calls["p_digsum"] != 2 || calls["mul3"] != 3 || calls["mul_digsum"] != 1 {
+		t.Errorf("calls per demonstration (+1) %v, want p_digsum 1, mul3 2, mul_digsum none", calls)
+	}
+	for _, bad := range []string{"[p_digsum]", "[mul_powmod]"} {
+		if err := cfg.Apply([]string{"data.toy.chain_demos=" + bad}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := loadTasks(cfg, p); err == nil || !strings.Contains(err.Error(), "data.toy.chain_demos") {
+			t.Errorf("chain_demos %s: err = %v, want one naming data.toy.chain_demos", bad, err)
+		}
+	}
+}
+
 // TestSFTLowersLossAndResetsOptimizer: the warm-up fits a fixed demonstration (its loss falls
 // below a tenth of the first step's), and leaves the optimizer as a fresh one for RL.
 func TestSFTLowersLossAndResetsOptimizer(t *testing.T) {

@@ -34,7 +34,11 @@ func cmdEval(e *env, args []string) error {
 	if *n < 1 {
 		return errorf("use --n 1 or more", "eval: --n %d", *n)
 	}
-	if err := rs.resolve(); err != nil {
+	if *tokPath == "" {
+		*tokPath = *dir
+	}
+	// The prompt format lives with the chat template: in the tokenizer's directory.
+	if err := rs.resolve(train.TokenizerDir(*tokPath)); err != nil {
 		return err
 	}
 	maxCalls, err := rs.maxCalls()
@@ -49,9 +53,6 @@ func cmdEval(e *env, args []string) error {
 	}
 	defer b.Close()
 	defer m.Close()
-	if *tokPath == "" {
-		*tokPath = *dir
-	}
 	tok, err := tokenizer.Load(*tokPath)
 	if err != nil {
 		return err
@@ -103,7 +104,7 @@ func cmdEval(e *env, args []string) error {
 		calls int
 	}{{"tools", maxCalls}, {"no_tools", 0}} {
 		t0 := time.Now()
-		r, err := ev.Evaluate(ctx, tasks, *n, run.calls, sp, *seed)
+		r, err := ev.Evaluate(ctx, tasks, *n, run.calls, sp, mixSeed(*seed))
 		if err != nil {
 			return err
 		}

@@ -17,7 +17,7 @@ import (
 func cmdGenerate(e *env, args []string) error {
 	fs := e.flags("generate")
 	dir := fs.String("model", "", "model directory (config.json, weights, tokenizer.json, its chat template)")
-	promptArg := fs.String("prompt", "", "the problem; '-' reads it from stdin")
+	promptArg := fs.String("prompt", "", "the problem; '-' reads it from stdin as it is (a final newline included)")
 	seed := fs.Uint64("seed", 0, "random seed")
 	n := fs.Int("n", 1, "answers to sample")
 	asJSON := fs.Bool("json", false, "print one JSON object per answer instead of streaming text")
@@ -34,7 +34,7 @@ func cmdGenerate(e *env, args []string) error {
 	if *n < 1 {
 		return errorf(hint, "generate: --n %d must be ≥ 1", *n)
 	}
-	if err := rs.resolve(); err != nil {
+	if err := rs.resolve(*dir); err != nil {
 		return err
 	}
 	maxCalls, err := rs.maxCalls()
@@ -105,7 +105,7 @@ func cmdGenerate(e *env, args []string) error {
 		Policy: train.Policy(dec),
 		Tok:    tok,
 		Exec:   exec,
-		Config: rs.S.Config(*n, maxCalls, tok.EOS(), *seed),
+		Config: rs.S.Config(*n, maxCalls, tok.EOS(), mixSeed(*seed)),
 	}
 	out := bufio.NewWriter(e.stdout)
 	defer out.Flush()
@@ -260,4 +260,14 @@ func (l *lazySandbox) close() {
 	if l.pool != nil {
 		l.pool.Close()
 	}
+}
+
+// mixSeed spreads a user's seed over 64 bits (SplitMix64's finaliser) before it seeds the
+// rollout's PCG streams: PCG seeded with small numbers starts poorly (seed 0's first uniform
+// is 0.99999, so the default seed sampled the first token from the distribution's far tail).
+func mixSeed(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
 }

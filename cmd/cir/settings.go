@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"reflect"
@@ -20,8 +22,9 @@ import (
 
 // runSettings are the sampling, sandbox and prompt settings of eval, generate and template:
 // the same struct and defaults as a run config's rollout and data sections, as flags named
-// after the yaml keys ("-" for "_", sandbox ones prefixed "sandbox-"), or read from a run
-// config with --config (flags given explicitly override it).
+// after the yaml keys ("-" for "_", sandbox ones prefixed "sandbox-"). The prompt settings
+// a model directory was trained with (data.PromptFile) replace the defaults; a run config
+// given with --config replaces both; flags given explicitly override everything.
 type runSettings struct {
 	fs     *flag.FlagSet
 	S      rollout.Settings
@@ -38,8 +41,8 @@ func addSettings(fs *flag.FlagSet, sampling bool) *runSettings {
 	if sampling {
 		addStructFlags(fs, reflect.ValueOf(&r.S).Elem(), "")
 	}
-	fs.StringVar(&r.P.Template, "template", r.P.Template, "prompt template: cir (the model's chat template and the CIR instruction) or toy")
-	fs.StringVar(&r.P.Instruction, "instruction", r.P.Instruction, "CIR instruction: auto (unless the text has it), always or never")
+	fs.StringVar(&r.P.Template, "template", r.P.Template, "prompt template: cir (the model's chat template and the CIR instruction) or toy (default: as the model's cir_prompt.json says, else cir)")
+	fs.StringVar(&r.P.Instruction, "instruction", r.P.Instruction, "CIR instruction: auto (unless the text has it), always or never (default: as the model's cir_prompt.json says, else auto)")
 	fs.StringVar(&r.P.System, "system", r.P.System, "system message (empty: the chat template's default)")
 	r.kwargs = fs.String("chat-template-kwargs", "", "further chat template variables as a JSON object, e.g. '{\"enable_thinking\": false}'")
 	return r
@@ -75,13 +78,24 @@ func addStructFlags(fs *flag.FlagSet, v reflect.Value, prefix string) {
 	}
 }
 
-// resolve applies --config (then the flags given explicitly again on top) and
+// resolve applies the prompt settings of the model directory dir (none when empty or when it
+// has no data.PromptFile), then --config, then the flags given explicitly again on top, and
 // --chat-template-kwargs, and validates the settings.
-func (r *runSettings) resolve() error {
+func (r *runSettings) resolve(dir string) error {
 	hint := "see 'cir " + r.fs.Name() + " --help'"
+	set := map[string]string{}
+	r.fs.Visit(func(f *flag.Flag) { set[f.Name] = f.Value.String() })
+	reset := false
+	if dir != "" {
+		p, err := data.LoadPromptSettings(dir)
+		switch {
+		case err == nil:
+			r.P, reset = p, true
+		case !errors.Is(err, fs.ErrNotExist):
+			return errorf("delete or mend the file; flags override it", "%s: %v", r.fs.Name(), err)
+		}
+	}
 	if *r.config != "" {
-		set := map[string]string{}
-		r.fs.Visit(func(f *flag.Flag) { set[f.Name] = f.Value.String() })
 		b, err := os.ReadFile(*r.config)
 		if err != nil {
 			return fmt.Errorf("--config: %w", err)
@@ -90,14 +104,14 @@ func (r *runSettings) resolve() error {
 		if err := c.Decode(b); err != nil {
 			return fmt.Errorf("--config %s: %w", *r.config, err)
 		}
-		r.S, r.P = c.Rollout.Settings, c.Data.PromptSettings
-		for name, v := range set {
-			if name == "config" {
-				continue
-			}
-			if err := r.fs.Set(name, v); err != nil {
-				return errorf(hint, "%s: --%s: %v", r.fs.Name(), name, err)
-			}
+		r.S, r.P, reset = c.Rollout.Settings, c.Data.PromptSettings, true
+	}
+	for name, v := range set {
+		if !reset || name == "config" {
+			continue
+		}
+		if err := r.fs.Set(name, v); err != nil {
+			return errorf(hint, "%s: --%s: %v", r.fs.Name(), name, err)
 		}
 	}
 	if *r.kwargs != "" {

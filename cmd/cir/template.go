@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"cir/tokenizer"
 	"cir/train"
@@ -16,8 +15,8 @@ import (
 // it; with --ids the token ids instead.
 func cmdTemplate(e *env, args []string) error {
 	fs := e.flags("template")
-	dir := fs.String("model", "", "model directory (its tokenizer_config.json or chat_template.jinja; the built-in Qwen2.5 template when it has none)")
-	promptArg := fs.String("prompt", "", "the problem; '-' reads it from stdin")
+	dir := fs.String("model", "", "model directory (its chat_template.jinja or tokenizer_config.json, the built-in Qwen2.5 template when it has none; its cir_prompt.json)")
+	promptArg := fs.String("prompt", "", "the problem; '-' reads it from stdin as it is (a final newline included)")
 	ids := fs.Bool("ids", false, "print the prompt's token ids (JSON) instead of its text")
 	rs := addSettings(fs, false)
 	if err := parse(fs, args); err != nil {
@@ -26,7 +25,7 @@ func cmdTemplate(e *env, args []string) error {
 	if err := required(fs, "model", "prompt"); err != nil {
 		return err
 	}
-	if err := rs.resolve(); err != nil {
+	if err := rs.resolve(*dir); err != nil {
 		return err
 	}
 	problem, err := readPrompt(e, *promptArg)
@@ -61,7 +60,7 @@ func cmdTemplate(e *env, args []string) error {
 	return err
 }
 
-// readPrompt returns the --prompt value, or stdin (without its trailing newlines) for "-".
+// readPrompt returns the --prompt value, or for "-" stdin as it is (a final newline kept).
 func readPrompt(e *env, arg string) (string, error) {
 	if arg != "-" {
 		return arg, nil
@@ -70,5 +69,5 @@ func readPrompt(e *env, arg string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("reading the prompt from stdin: %w", err)
 	}
-	return strings.TrimRight(string(b), "\n"), nil
+	return string(b), nil
 }

@@ -45,7 +45,7 @@ func TestTemplateCLI(t *testing.T) {
 	}
 
 	// --ids: the byte tokenizer of a toy checkpoint with the built-in template; the prompt
-	// from stdin.
+	// from stdin, as it is (its final newline kept).
 	dir := tinyModel(t)
 	text, _, code := runCLI(t, "Q?\n", "template", "--model", dir, "--prompt", "-")
 	out, stderr, code2 := runCLI(t, "Q?\n", "template", "--model", dir, "--prompt", "-", "--ids")
@@ -54,7 +54,7 @@ func TestTemplateCLI(t *testing.T) {
 	}
 	var ids []int32
 	if err := json.Unmarshal([]byte(out), &ids); err != nil || tokenizer.NewByte().Decode(ids) != text ||
-		!strings.Contains(text, "<|im_start|>user\n"+rollout.UserMessage("Q?")+"<|im_end|>") {
+		!strings.Contains(text, "<|im_start|>user\n"+rollout.UserMessage("Q?\n")+"<|im_end|>") {
 		t.Fatalf("ids %s (%v) and text %q disagree", out, err, text)
 	}
 	if toy, _, _ := runCLI(t, "", "template", "--model", dir, "--prompt", "Q?", "--template", "toy"); toy != "Q?\n" {

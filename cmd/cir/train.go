@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"runtime"
 
 	"cir/engine"
 	"cir/engine/cpu"
 	"cir/train"
+	"cir/train/compare"
 	"cir/train/config"
 )
 
@@ -87,6 +90,12 @@ func cmdTrain(e *env, args []string) error {
 	}
 	ctx, stop := interruptContext(e.stderr)
 	defer stop()
+	if cfg.Compare.MaxCalls != "" {
+		if devs.Group {
+			return errorf("run the comparison on one device", "compare.max_calls with --devices %s", devs.String())
+		}
+		return e.trainCompare(ctx, cfg)
+	}
 	var sum *train.Summary
 	if devs.Group {
 		sum, err = e.trainGroup(ctx, cfg, devs)
@@ -221,4 +230,22 @@ func (e *env) trainPlan(cfg config.Config, devs config.Devices, memory string) e
 	}
 	train.WritePlan(e.stdout, arenas, dev, ranks, mem)
 	return nil
+}
+
+// trainCompare runs, on one device, the comparison of budget schedules that compare.max_calls
+// asks for and prints its summary.
+func (e *env) trainCompare(ctx context.Context, cfg config.Config) error {
+	b, err := e.runBackend(cfg.Run.Device, cfg.Run.Threads)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	r, err := compare.Run(ctx, cfg, train.Options{Backend: b, Log: e.stderr})
+	if err != nil {
+		if ctx.Err() != nil && !errors.Is(err, train.ErrInterrupted) {
+			return fmt.Errorf("%w (%v)", train.ErrInterrupted, err)
+		}
+		return err
+	}
+	return json.NewEncoder(e.stdout).Encode(r.Summary(filepath.Join(cfg.Run.OutDir, compare.ReportFile)))
 }

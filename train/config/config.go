@@ -32,6 +32,15 @@ type Config struct {
 	Optim   Optim   `yaml:"optim"`
 	Run     Run     `yaml:"run"`
 	Reward  Reward  `yaml:"reward"`
+	Compare Compare `yaml:"compare"`
+}
+
+// Compare, with MaxCalls set, makes the run a comparison of budget schedules (package
+// train/compare, configs/toy-multicall.yaml): one warm-up, then run.steps of RL from it with
+// rollout.max_calls and again with compare.max_calls (same seed), each evaluated per kind on
+// the held-out problems with the largest budget of rollout.max_calls.
+type Compare struct {
+	MaxCalls string `yaml:"max_calls"` // the other arm's budget schedule; empty: a plain run
 }
 
 // Model says where the policy comes from: an HF model directory, or a config.json to
@@ -65,6 +74,9 @@ type Toy struct {
 	// Direct is the warm-up teacher, "kind:share,...": the share of each kind's
 	// demonstrations that state the answer without calling the interpreter (others: 0).
 	Direct string `yaml:"direct"`
+	// ChainDemos are the composed kinds whose two-call solutions the warm-up demonstrates
+	// (the others have no demonstration: RL has to find them).
+	ChainDemos []string `yaml:"chain_demos"`
 }
 
 // SFT is the supervised warm-up on demonstrations before RL (0 steps: none).
@@ -125,16 +137,19 @@ type Optim struct {
 
 // Run holds the run-level settings.
 type Run struct {
-	Steps     int    `yaml:"steps"`
+	Steps     int    `yaml:"steps"` // RL steps; 0: the warm-up and the evaluations only
 	Seed      uint64 `yaml:"seed"`
 	OutDir    string `yaml:"out_dir"`
 	SaveEvery int    `yaml:"save_every"` // 0: only at the end
 	KeepLast  int    `yaml:"keep_last"`  // checkpoints kept; 0: all
 	EvalEvery int    `yaml:"eval_every"` // 0: only at the end
 	EvalN     int    `yaml:"eval_n"`     // samples per held-out problem
-	Threads   int    `yaml:"threads"`    // 0: all cores
-	Device    string `yaml:"device"`     // auto, cpu, cuda:N; a data-parallel group: cuda:0,cuda:1,… | cuda:all | cpu,cpu,…
-	Resume    bool   `yaml:"resume"`
+	// EvalMaxCalls is the tool budget of the held-out evaluations before and after RL; -1: the
+	// budget of the last step.
+	EvalMaxCalls int    `yaml:"eval_max_calls"`
+	Threads      int    `yaml:"threads"` // 0: all cores
+	Device       string `yaml:"device"`  // auto, cpu, cuda:N; a data-parallel group: cuda:0,cuda:1,… | cuda:all | cpu,cpu,…
+	Resume       bool   `yaml:"resume"`
 }
 
 // Reward holds the reward values and where the answer is looked for.
@@ -168,7 +183,7 @@ func Default() Config {
 			MaxResample: 2, OverlongFactor: 1, PPOEpochs: 1},
 		Optim: Optim{LR: 1e-6, Schedule: string(rl.LRConstant), Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
 			WeightDecay: 0.01, GradClip: 1, MiniBatches: 2, MicroTokens: 16384},
-		Run:    Run{Steps: 300, Seed: 1, OutDir: "runs/cir", SaveEvery: 50, KeepLast: 2, EvalN: 1, Device: "auto"},
+		Run:    Run{Steps: 300, Seed: 1, OutDir: "runs/cir", SaveEvery: 50, KeepLast: 2, EvalN: 1, EvalMaxCalls: -1, Device: "auto"},
 		Reward: Reward{Correct: 1, Wrong: -1, Mode: "boxed"},
 	}
 }
@@ -590,7 +605,17 @@ func (c *Config) Validate() error {
 	if o.MicroTokens < r.MaxPrompt+r.MaxResponse {
 		bad("optim.micro_tokens", "%d cannot hold one sequence of max_prompt+max_response = %d tokens", o.MicroTokens, r.MaxPrompt+r.MaxResponse)
 	}
-	pos("run.steps", c.Run.Steps)
+	if c.Run.Steps < 0 {
+		bad("run.steps", "%d, want ≥ 0", c.Run.Steps)
+	}
+	if c.Run.EvalMaxCalls < -1 {
+		bad("run.eval_max_calls", "%d, want ≥ 0, or -1 for the budget of the last step", c.Run.EvalMaxCalls)
+	}
+	if c.Compare.MaxCalls != "" {
+		if _, err := rl.ParseBudget(c.Compare.MaxCalls); err != nil {
+			bad("compare.max_calls", "%v", err)
+		}
+	}
 	if c.Run.OutDir == "" {
 		bad("run.out_dir", "empty")
 	}

@@ -11,28 +11,35 @@ import (
 
 // Format is the toy task's prompt for a problem: the problem and a newline, no instruction
 // (for a byte-level model of a million parameters an instruction is a prefix to attend past:
-// measured, it delays learning to copy the operands). The assistant text (Problem.Demo)
-// follows directly; no chat template.
+// measured, it delays learning to copy the operands), as ToyChatTemplate renders it. The
+// assistant text (Problem.Demo) follows directly.
 func Format(problem string) string { return problem + "\n" }
 
 // Kind names a toy problem generator.
 type Kind string
 
-// The toy kinds. The basic kinds are what the warm-up demonstrates; each composed kind puts a
-// product where a basic kind has a number, which the warm-up never shows.
+// The toy kinds. The basic kinds are what the warm-up demonstrates, one call each. The P
+// kinds of the multi-call job name a number P and an operation on it; each composed kind
+// gives P as a product "AxB" (not a Python expression), so its natural solution is two calls:
+// the product first, then the operation on the printed value (Problem.Chain).
 const (
-	Mul       Kind = "mul"        // Compute 482*913.              print(482*913)
-	PowMod    Kind = "powmod"     // Compute 47^123 mod 456.       print(pow(47,123,456))
-	DigitSum  Kind = "digsum"     // Digit sum of 47^123.          print(sum(map(int,str(pow(47,123)))))
-	Mul3      Kind = "mul3"       // Compute 482*913*127.          print(482*913*127)
-	MulDigSum Kind = "mul_digsum" // Digit sum of 4821*9127.       print(sum(map(int,str(4821*9127))))
-	MulPowMod Kind = "mul_powmod" // Compute (48*91)^123 mod 1000. print(pow((48*91),123,1000))
+	Mul      Kind = "mul"      // Compute 482*913.              print(482*913)
+	PowMod   Kind = "powmod"   // Compute 47^123 mod 456.       print(pow(47,123,456))
+	DigitSum Kind = "digsum"   // Digit sum of 47^123.          print(sum(map(int,str(pow(47,123)))))
+	PMul     Kind = "p_mul"    // P=4368. Compute P*37.         print(4368*37)
+	PDigSum  Kind = "p_digsum" // P=4368. Digit sum of P.       print(sum(map(int,str(4368))))
+	PPowMod  Kind = "p_powmod" // P=4368. Compute P^123 mod 456. print(pow(4368,123,456))
+	// The composed kinds: P=48x91 with the operations of p_mul, p_digsum and p_powmod.
+	Mul3      Kind = "mul3"       // P=48x91. Compute P*37.         print(48*91) → 4368, print(4368*37)
+	MulDigSum Kind = "mul_digsum" // P=48x91. Digit sum of P.       print(48*91) → 4368, print(sum(map(int,str(4368))))
+	MulPowMod Kind = "mul_powmod" // P=48x91. Compute P^123 mod 456. print(48*91) → 4368, print(pow(4368,123,456))
 )
 
 // Basic lists the kinds the supervised warm-up demonstrates.
-var Basic = []Kind{Mul, PowMod, DigitSum}
+var Basic = []Kind{Mul, PowMod, DigitSum, PMul, PDigSum, PPowMod}
 
-// Composed lists the kinds left for RL to find.
+// Composed lists the kinds whose solution takes two calls, left for RL to find unless the
+// warm-up is told to demonstrate their chains (data.toy.chain_demos).
 var Composed = []Kind{Mul3, MulDigSum, MulPowMod}
 
 // AllKinds lists every kind, basic first.
@@ -80,20 +87,29 @@ type Problem struct {
 	Prompt string // the problem text (put it through Format)
 	Answer string // the exact answer, as Python prints it
 	Kind   Kind
-	Calls  []Call // the canonical solution: one call
-	Chain  []Call // for composed kinds, a two-call solution (product first); nil otherwise
-	// Guess is what a teacher writes without computing: the product rounded to two
-	// significant digits, half the modulus, 4.5 per digit of the power (basic kinds only).
+	Calls  []Call // a one-call solution
+	Chain  []Call // for composed kinds, the two-call solution (product first); nil otherwise
+	// Guess is what a teacher writes without computing: a product rounded to two
+	// significant digits, half the modulus, 4.5 per digit of the number whose digits are
+	// summed.
 	Guess string
 }
 
-// Demo is the assistant text of the canonical solution in the interpreter protocol, tool
+// Demo is the assistant text of the one-call solution in the interpreter protocol, tool
 // output filled in: "```python\nCODE\n```\n```output\nOUT\n```\n\\boxed{ANSWER}".
 func (p Problem) Demo() string { return DemoText(p.Calls, p.Answer) }
 
 // Segments is Demo split into the parts the policy writes (Tool false) and the parts the
 // interpreter appends (Tool true), so a warm-up can mask tool tokens as RL does.
 func (p Problem) Segments() []Segment { return DemoSegments(p.Calls, p.Answer) }
+
+// ChainSegments is the two-call solution (Chain) as segments, nil for a kind without one.
+func (p Problem) ChainSegments() []Segment {
+	if p.Chain == nil {
+		return nil
+	}
+	return DemoSegments(p.Chain, p.Answer)
+}
 
 // Segment is a piece of assistant text and who writes it.
 type Segment struct {
@@ -229,25 +245,40 @@ func Generate(r *rand.Rand, k Kind) Problem {
 		x := new(big.Int).Exp(b, e, nil)
 		one(fmt.Sprintf("print(sum(map(int,str(pow(%v,%v)))))", b, e), digitSum(x))
 		p.Guess = fmt.Sprint(len(x.String()) * 9 / 2)
-	case Mul3:
-		a, b, c := digits(r, 2), digits(r, 2), digits(r, 2)
-		p.Prompt = fmt.Sprintf("Compute %v*%v*%v.", a, b, c)
-		ab := new(big.Int).Mul(a, b)
-		one(fmt.Sprintf("print(%v*%v*%v)", a, b, c), new(big.Int).Mul(ab, c))
-		p.Chain = []Call{{fmt.Sprintf("print(%v*%v)", a, b), ab.String()}, {fmt.Sprintf("print(%v*%v)", ab, c), p.Answer}}
-	case MulDigSum:
-		a, b := digits(r, between(r, 2, 3)), digits(r, between(r, 2, 3))
-		ab := new(big.Int).Mul(a, b)
-		p.Prompt = fmt.Sprintf("Digit sum of %v*%v.", a, b)
-		one(fmt.Sprintf("print(sum(map(int,str(%v*%v))))", a, b), digitSum(ab))
-		p.Chain = []Call{{fmt.Sprintf("print(%v*%v)", a, b), ab.String()}, {fmt.Sprintf("print(sum(map(int,str(%v))))", ab), p.Answer}}
-	case MulPowMod:
+	case PMul, PDigSum, PPowMod, Mul3, MulDigSum, MulPowMod:
+		// P is a number of three or four digits (the P kinds) or a product AxB of two
+		// two-digit numbers (the composed kinds), so that the second call of a chain applies
+		// the operation to a number like a P problem's.
 		a, b := digits(r, 2), digits(r, 2)
-		e, m := big.NewInt(int64(between(r, 10, 999))), big.NewInt(int64(between(r, 10, 999)))
-		ab := new(big.Int).Mul(a, b)
-		p.Prompt = fmt.Sprintf("Compute (%v*%v)^%v mod %v.", a, b, e, m)
-		one(fmt.Sprintf("print(pow((%v*%v),%v,%v))", a, b, e, m), new(big.Int).Exp(ab, e, m))
-		p.Chain = []Call{{fmt.Sprintf("print(%v*%v)", a, b), ab.String()}, {fmt.Sprintf("print(pow(%v,%v,%v))", ab, e, m), p.Answer}}
+		v := new(big.Int).Mul(a, b)
+		if k == PMul || k == PDigSum || k == PPowMod {
+			v = big.NewInt(int64(between(r, 100, 9999)))
+		}
+		var op, code string // the operation on P, and its code with P as %s
+		switch k {
+		case PMul, Mul3:
+			c := digits(r, 2)
+			op, code = fmt.Sprintf("Compute P*%v.", c), "print(%s*"+c.String()+")"
+			p.Answer = new(big.Int).Mul(v, c).String()
+			p.Guess = twoDigits(p.Answer)
+		case PDigSum, MulDigSum:
+			op, code = "Digit sum of P.", "print(sum(map(int,str(%s))))"
+			p.Answer = digitSum(v).String()
+			p.Guess = fmt.Sprint(len(v.String()) * 9 / 2)
+		default:
+			e, m := big.NewInt(int64(between(r, 10, 999))), big.NewInt(int64(between(r, 10, 999)))
+			op, code = fmt.Sprintf("Compute P^%v mod %v.", e, m), fmt.Sprintf("print(pow(%%s,%v,%v))", e, m)
+			p.Answer = new(big.Int).Exp(v, e, m).String()
+			p.Guess = new(big.Int).Rsh(m, 1).String()
+		}
+		if k == PMul || k == PDigSum || k == PPowMod {
+			p.Prompt = fmt.Sprintf("P=%v. %s", v, op)
+			p.Calls = []Call{{fmt.Sprintf(code, v), p.Answer}}
+			break
+		}
+		p.Prompt = fmt.Sprintf("P=%vx%v. %s", a, b, op)
+		p.Calls = []Call{{fmt.Sprintf(code, fmt.Sprintf("%v*%v", a, b)), p.Answer}}
+		p.Chain = []Call{{fmt.Sprintf("print(%v*%v)", a, b), v.String()}, {fmt.Sprintf(code, v), p.Answer}}
 	default:
 		panic(fmt.Sprintf("data: unknown toy kind %q", k))
 	}

@@ -12,7 +12,7 @@ import (
 )
 
 func TestToyProblems(t *testing.T) {
-	const n = 120
+	const n = 126 // 14 of each kind
 	train, again, other, held := must(Problems(3, n, nil)), must(Problems(3, n, nil)), must(Problems(4, n, nil)), must(HeldOut(3, n, nil))
 	if len(train) != n || len(held) != n {
 		t.Fatalf("%d train and %d held-out problems, want %d", len(train), len(held), n)
@@ -60,8 +60,8 @@ func TestToyProblems(t *testing.T) {
 		}
 	}
 	// Kinds restrict the set.
-	for _, p := range must(Problems(1, 10, Basic)) {
-		if p.Kind != Mul && p.Kind != PowMod && p.Kind != DigitSum || !p.Kind.Basic() {
+	for _, p := range must(Problems(1, 12, Basic)) {
+		if !p.Kind.Basic() {
 			t.Errorf("basic set has kind %s", p.Kind)
 		}
 		if p.Chain != nil {
@@ -74,6 +74,16 @@ func TestToyProblems(t *testing.T) {
 		}
 		if len(p.Chain) != 2 || p.Chain[1].Output != p.Answer {
 			t.Errorf("composed %s: chain %+v does not end at the answer %s", p.Kind, p.Chain, p.Answer)
+		}
+		// P=AxB: the chain computes A*B first, then the operation on the printed value, as
+		// the P kind of the same operation writes it for a given P.
+		var a, b int
+		if _, err := fmt.Sscanf(p.Prompt, "P=%dx%d.", &a, &b); err != nil || p.Chain[0].Code != fmt.Sprintf("print(%d*%d)", a, b) ||
+			p.Chain[0].Output != fmt.Sprint(a*b) || !strings.Contains(p.Chain[1].Code, fmt.Sprint(a*b)) {
+			t.Errorf("composed %s: %q has chain %+v", p.Kind, p.Prompt, p.Chain)
+		}
+		if l := len(Format(p.Prompt)) + len(DemoText(p.Chain, p.Answer)); l > 200 {
+			t.Errorf("%q: prompt + chain is %d bytes, want ≤ 200", p.Prompt, l)
 		}
 	}
 }

@@ -26,11 +26,12 @@ type Step struct {
 	Accuracy        float64  `json:"accuracy"`
 	ResponseLenMean float64  `json:"response_len_mean"`
 	ResponseLenMax  int      `json:"response_len_max"`
-	ClippedShare    float64  `json:"clipped_share"` // responses cut by the length limit
-	ToolCalls       float64  `json:"tool_calls"`    // executed calls per trajectory
-	ToolSuccess     float64  `json:"tool_success"`  // calls that ran without error or timeout
-	MaxCalls        int      `json:"max_calls"`     // tool budget in force
-	MaskedShare     float64  `json:"masked_share"`  // response tokens masked out of the loss
+	ClippedShare    float64  `json:"clipped_share"`  // responses cut by the length limit
+	ToolCalls       float64  `json:"tool_calls"`     // executed calls per trajectory
+	ToolCallsMax    int      `json:"tool_calls_max"` // the most calls a trajectory executed
+	ToolSuccess     float64  `json:"tool_success"`   // calls that ran without error or timeout
+	MaxCalls        int      `json:"max_calls"`      // tool budget in force
+	MaskedShare     float64  `json:"masked_share"`   // response tokens masked out of the loss
 	Entropy         float64  `json:"entropy"`
 	PolicyLoss      float64  `json:"policy_loss"`
 	ApproxKL        float64  `json:"approx_kl"`
