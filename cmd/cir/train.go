@@ -164,7 +164,11 @@ func (e *env) openRanks(devs config.Devices, threads int) ([]train.Rank, func(),
 		for r := range ranks {
 			ranks[r] = train.Rank{Backend: cpu.New(per), Comm: comms[r]}
 		}
-		e.stderr = &headerWriter{w: e.stderr, header: fmt.Sprintf("cpu: %d ranks of %d threads; %s\n", devs.CPUs, per, k)}
+		threadsEach := fmt.Sprintf("%d threads", per)
+		if per == 1 {
+			threadsEach = "1 thread"
+		}
+		e.stderr = &headerWriter{w: e.stderr, header: fmt.Sprintf("cpu: %d ranks of %s each; %s\n", devs.CPUs, threadsEach, k)}
 		return ranks, func() {
 			for _, rk := range ranks {
 				rk.Backend.Close()

@@ -284,7 +284,7 @@ func TestTrainDataParallelCLI(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("cir train --devices cpu,cpu: exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"cpu: 2 ranks of 1 threads", "memory plan per rank (2 ranks, optimizer state sharded: ZeRO-1)", "adamw"} {
+	for _, want := range []string{"cpu: 2 ranks of 1 thread each", "memory plan per rank (2 ranks, optimizer state sharded: ZeRO-1)", "adamw"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
