@@ -492,27 +492,11 @@ func (p *parser) parseExpr(withCond bool) (expr, error) {
 }
 
 func (p *parser) parseOr() (expr, error) {
-	x, err := p.parseAnd()
-	for err == nil && p.isName("or") {
-		t := p.next()
-		var r expr
-		if r, err = p.parseAnd(); err == nil {
-			x = &binExpr{op: "or", l: x, r: r, line: t.line}
-		}
-	}
-	return x, err
+	return p.parseBinary(tName, []string{"or"}, p.parseAnd)
 }
 
 func (p *parser) parseAnd() (expr, error) {
-	x, err := p.parseNot()
-	for err == nil && p.isName("and") {
-		t := p.next()
-		var r expr
-		if r, err = p.parseNot(); err == nil {
-			x = &binExpr{op: "and", l: x, r: r, line: t.line}
-		}
-	}
-	return x, err
+	return p.parseBinary(tName, []string{"and"}, p.parseNot)
 }
 
 func (p *parser) parseNot() (expr, error) {
@@ -561,11 +545,13 @@ func (p *parser) parseCompare() (expr, error) {
 	}
 }
 
-func (p *parser) parseBinary(ops []string, sub func() (expr, error)) (expr, error) {
+// parseBinary parses sub (op sub)*, left-associative, where op is a token of kind (an
+// operator, or a name such as "and") with one of the values ops.
+func (p *parser) parseBinary(kind tokKind, ops []string, sub func() (expr, error)) (expr, error) {
 	x, err := sub()
 	for err == nil {
 		t := p.peek()
-		if t.kind != tOp || !slices.Contains(ops, t.val) {
+		if t.kind != kind || !slices.Contains(ops, t.val) {
 			break
 		}
 		p.pos++
@@ -578,19 +564,19 @@ func (p *parser) parseBinary(ops []string, sub func() (expr, error)) (expr, erro
 }
 
 func (p *parser) parseMath1() (expr, error) {
-	return p.parseBinary([]string{"+", "-"}, p.parseConcat)
+	return p.parseBinary(tOp, []string{"+", "-"}, p.parseConcat)
 }
 
 func (p *parser) parseConcat() (expr, error) {
-	return p.parseBinary([]string{"~"}, p.parseMath2)
+	return p.parseBinary(tOp, []string{"~"}, p.parseMath2)
 }
 
 func (p *parser) parseMath2() (expr, error) {
-	return p.parseBinary([]string{"*", "/", "//", "%"}, p.parsePow)
+	return p.parseBinary(tOp, []string{"*", "/", "//", "%"}, p.parsePow)
 }
 
 func (p *parser) parsePow() (expr, error) {
-	return p.parseBinary([]string{"**"}, func() (expr, error) { return p.parseUnary(true) })
+	return p.parseBinary(tOp, []string{"**"}, func() (expr, error) { return p.parseUnary(true) })
 }
 
 func (p *parser) parseUnary(withFilter bool) (expr, error) {
