@@ -115,22 +115,23 @@ func vsRow(r Results, id, what, name, ref, unit, shown, refWhat string) Row {
 }
 
 // pacedRow is the latency of a trivial call that finds its worker idle (as in a rollout, where
-// decoding goes on between a sequence's calls) against the fresh process's: the ratio is theirs
-// over ours.
+// decoding goes on between a sequence's calls) against the fresh process's: vsRow on p50_ms
+// with both quantiles shown, and the ratio theirs over ours (lower is better).
 func pacedRow(r Results, name, ref, refWhat string) Row {
-	row := Row{Name: "sandbox/paced", What: "sandbox, trivial calls 100 ms apart (the worker idle when each arrives), pool of 1 worker: latency", Unit: "ms p50"}
-	v, rv := r.Values(name, "p50_ms"), r.Values(ref, "p50_ms")
-	if len(v) == 0 || v[0] <= 0 {
+	row := vsRow(r, "sandbox/paced", "sandbox, trivial calls 100 ms apart (the worker idle when each arrives), pool of 1 worker: latency",
+		name, ref, "p50_ms", "ms p50", refWhat)
+	if row.Err != "" {
+		return row
+	}
+	if row.Value <= 0 {
 		row.Err = r.Why(name)
 		return row
 	}
-	row.Value, row.Text = v[0], strings.TrimPrefix(latency(r, name), ", ")
-	if len(rv) == 0 {
-		row.Ref = refWhat + ": " + r.Why(ref)
-		return row
+	row.Text = strings.TrimPrefix(latency(r, name), ", ")
+	if row.RefValue > 0 {
+		row.Ratio = row.RefValue / row.Value
+		row.RefText = strings.TrimPrefix(latency(r, ref), ", ")
 	}
-	row.Ref, row.RefValue, row.Ratio = refWhat, rv[0], rv[0]/v[0]
-	row.RefText = strings.TrimPrefix(latency(r, ref), ", ")
 	return row
 }
 
