@@ -339,6 +339,18 @@ func (t *Trainer) scatterShard(shard engine.Tensor, full []float32, n int) error
 	return b.Sync()
 }
 
+// bcastValue sets *v (a pointer to gob-encodable data) on every rank to rank 0's.
+func (t *Trainer) bcastValue(v any) error {
+	if t.size() == 1 {
+		return nil
+	}
+	data, err := t.bcastBytes(encode(v))
+	if err != nil {
+		return err
+	}
+	return decode(data, v)
+}
+
 // bcastBytes returns rank 0's data on every rank (data is ignored on the others).
 func (t *Trainer) bcastBytes(data []byte) ([]byte, error) {
 	if t.size() == 1 {

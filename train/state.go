@@ -255,14 +255,8 @@ func (t *Trainer) Resume(root string) (string, error) {
 			return "", err
 		}
 	}
-	if t.size() > 1 {
-		data, err := t.bcastBytes(encode(h))
-		if err != nil {
-			return "", err
-		}
-		if err := decode(data, &h); err != nil {
-			return "", err
-		}
+	if err := t.bcastValue(&h); err != nil {
+		return "", err
 	}
 	if !h.Found {
 		return "", fmt.Errorf("%s: %w", root, ckpt.ErrNoCheckpoint)
@@ -308,14 +302,8 @@ func (t *Trainer) Resume(root string) (string, error) {
 		if t.main() {
 			f.Adv, f.Old, f.Ref = byName["pending.adv"], byName["pending.old"], byName["pending.ref"]
 		}
-		if t.size() > 1 {
-			data, err := t.bcastBytes(encode(f))
-			if err != nil {
-				return "", err
-			}
-			if err := decode(data, &f); err != nil {
-				return "", err
-			}
+		if err := t.bcastValue(&f); err != nil {
+			return "", err
 		}
 		lens := p.responseLens()
 		p.Adv = unflatten(f.Adv, lens)
