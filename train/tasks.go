@@ -24,15 +24,16 @@ func loadTasks(cfg config.Config, p *Prompter) (train, eval []Task, err error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("data.toy.direct: %w", err)
 		}
-		var chains []data.Kind
-		if len(d.Toy.ChainDemos) > 0 {
-			if chains, err = data.ParseKinds(d.Toy.ChainDemos); err != nil {
-				return nil, nil, fmt.Errorf("data.toy.chain_demos: %w", err)
-			}
+		chains, err := data.ParseChainDemos(d.Toy.ChainDemos)
+		if err != nil {
+			return nil, nil, fmt.Errorf("data.toy.chain_demos: %w", err)
 		}
-		for _, k := range chains {
+		for k, c := range chains {
 			if k.Basic() || !slices.Contains(kinds, k) {
 				return nil, nil, fmt.Errorf("data.toy.chain_demos: %s is not one of the composed kinds of data.toy.kinds", k)
+			}
+			if c+direct[k] > 1 {
+				return nil, nil, fmt.Errorf("data.toy.chain_demos: %s's share %g and its data.toy.direct share %g add up to more than 1", k, c, direct[k])
 			}
 		}
 		teacher := rand.New(rand.NewPCG(d.Toy.Seed, 0x74656163))
@@ -41,7 +42,9 @@ func loadTasks(cfg config.Config, p *Prompter) (train, eval []Task, err error) {
 			return nil, nil, fmt.Errorf("data.toy.train: %w", err)
 		}
 		for _, pr := range ps {
-			t, err := toyTask(pr, p, teacher.Float64() < direct[pr.Kind], slices.Contains(chains, pr.Kind))
+			// One draw a problem: the direct share of the kind's problems, then its chain share.
+			u := teacher.Float64()
+			t, err := toyTask(pr, p, u < direct[pr.Kind], u >= direct[pr.Kind] && u < direct[pr.Kind]+chains[pr.Kind])
 			if err != nil {
 				return nil, nil, err
 			}
@@ -88,8 +91,8 @@ func subject(path string) string {
 }
 
 // toyTask makes the task of a toy problem and its demonstration (tool text with role tool):
-// for a basic kind the one-call solution, or with direct the answer alone; for a composed
-// kind its two-call chain with chain, else none (left for RL to find).
+// with direct the answer alone (the teacher's guess); else for a basic kind the one-call
+// solution, for a composed kind its two-call chain with chain, else none (left for RL).
 func toyTask(pr data.Problem, p *Prompter, direct, chain bool) (Task, error) {
 	ids, err := p.IDs(pr.Prompt, nil)
 	if err != nil {
@@ -98,14 +101,14 @@ func toyTask(pr data.Problem, p *Prompter, direct, chain bool) (Task, error) {
 	t := Task{Problem: pr.Prompt, Prompt: ids, Answer: pr.Answer, Kind: string(pr.Kind)}
 	var segs []data.Segment
 	switch {
-	case !pr.Kind.Basic() && chain:
-		segs = pr.ChainSegments()
-	case !pr.Kind.Basic():
-		return t, nil
 	case direct:
 		segs = pr.DirectSegments()
-	default:
+	case pr.Kind.Basic():
 		segs = pr.Segments()
+	case chain:
+		segs = pr.ChainSegments()
+	default:
+		return t, nil
 	}
 	for _, s := range segs {
 		ids := p.Tok.EncodePlain(s.Text)

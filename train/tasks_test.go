@@ -101,7 +101,29 @@ func TestToyChainDemos(t *testing.T) {
 	if calls["p_digsum"] != 2 || calls["mul3"] != 3 || calls["mul_digsum"] != 1 {
 		t.Errorf("calls per demonstration (+1) %v, want p_digsum 1, mul3 2, mul_digsum none", calls)
 	}
-	for _, bad := range []string{"[p_digsum]", "[mul_powmod]"} {
+	// A share demonstrates the chain on that share of the kind's problems, the others none.
+	if err := cfg.Apply([]string{"data.toy.train=300", "data.toy.chain_demos=[mul3,mul_digsum:0.25]"}); err != nil {
+		t.Fatal(err)
+	}
+	if tr, _, err = loadTasks(cfg, p); err != nil {
+		t.Fatal(err)
+	}
+	shown, all := 0, 0
+	for _, task := range tr {
+		if task.Kind == "mul_digsum" {
+			all++
+			if n := strings.Count(tok.Decode(task.DemoIDs), "```python\n"); n == 2 {
+				shown++
+			} else if n != 0 {
+				t.Errorf("%s: %d calls demonstrated, want 2 or none", task.Problem, n)
+			}
+		}
+	}
+	// 100 problems at 0.25: 25 expected, [13, 37] holds 99.5% of Binomial(100, 0.25).
+	if all != 100 || shown < 13 || shown > 37 {
+		t.Errorf("mul_digsum:0.25 demonstrated %d chains of %d problems, want about a quarter", shown, all)
+	}
+	for _, bad := range []string{"[p_digsum]", "[mul_powmod]", "[mul3:1.5]"} {
 		if err := cfg.Apply([]string{"data.toy.chain_demos=" + bad}); err != nil {
 			t.Fatal(err)
 		}

@@ -24,7 +24,8 @@ func TestMulticallJob(t *testing.T) {
 	out := filepath.Join(dir, "run")
 	stdout, stderr, code := runCLI(t, "", "train", "--config", filepath.Join("..", "..", "configs", "toy-multicall.yaml"),
 		"model.init="+tinyToyModel(t, dir), "run.out_dir="+out, "run.threads=1",
-		"data.toy.kinds=[mul3,mul_digsum]", "data.toy.train=2", "data.toy.eval=2",
+		"data.toy.kinds=[mul3,mul_digsum]", "data.toy.direct=", "data.toy.chain_demos=[mul3]",
+		"data.toy.train=2", "data.toy.eval=2",
 		"sft.steps=150", "sft.lr=3e-3", "sft.warmup_steps=10", "sft.batch_size=4",
 		"rollout.n=4", "rollout.prompts_per_step=2", "rollout.max_calls=0:1,2:2", "run.steps=4")
 	if code != 0 {

@@ -15,7 +15,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -208,11 +207,15 @@ func (r *Report) setKinds(cfg config.Config) error {
 	if err != nil {
 		return fmt.Errorf("data.toy.kinds: %w", err)
 	}
+	chains, err := data.ParseChainDemos(cfg.Data.Toy.ChainDemos)
+	if err != nil {
+		return fmt.Errorf("data.toy.chain_demos: %w", err)
+	}
 	for _, k := range kinds {
 		r.Kinds = append(r.Kinds, string(k))
 		if !k.Basic() {
 			r.Composed = append(r.Composed, string(k))
-			if !slices.Contains(cfg.Data.Toy.ChainDemos, string(k)) {
+			if chains[k] == 0 {
 				r.Transfer = append(r.Transfer, string(k))
 			}
 		}
@@ -300,7 +303,11 @@ func (r *Report) Table(w io.Writer) {
 	if len(r.Transfer) > 0 && len(r.Transfer) < len(r.Composed) {
 		row("transfer", func(a Arm) *float64 { return a.TransferAcc }, func(a Arm) *float64 { return a.TransferCalls })
 	}
-	fmt.Fprintf(w, "kinds: composed %s; transfer (no chain demonstrated) %s\n", strings.Join(r.Composed, ", "), strings.Join(r.Transfer, ", "))
+	fmt.Fprintf(w, "kinds: composed %s", strings.Join(r.Composed, ", "))
+	if len(r.Transfer) > 0 {
+		fmt.Fprintf(w, "; transfer (no chain demonstrated) %s", strings.Join(r.Transfer, ", "))
+	}
+	fmt.Fprintln(w)
 }
 
 func ptr(m map[string]float64, k string) *float64 {

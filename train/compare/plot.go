@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"os"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -43,6 +44,12 @@ func (r *Report) PlotFile(path string) error {
 			p.Legend.Add(a.Name, b)
 		}
 		p.Legend.Top = true
+		var ticks []plot.Tick // quarters of the tallest bar; the room above it holds the legend
+		for q := range 5 {
+			v := p.Y.Max * float64(q) / 4
+			ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'g', 3, 64)})
+		}
+		p.Y.Tick.Marker, p.Y.Max = plot.ConstantTicks(ticks), p.Y.Max*1.3
 		p.NominalX(r.Kinds...)
 		return p, nil
 	}

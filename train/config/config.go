@@ -72,10 +72,13 @@ type Toy struct {
 	Kinds   []string `yaml:"kinds"` // problem kinds; empty: all
 	Seed    uint64   `yaml:"seed"`  // generator seed
 	// Direct is the warm-up teacher, "kind:share,...": the share of each kind's
-	// demonstrations that state the answer without calling the interpreter (others: 0).
+	// demonstrations that state the answer without calling the interpreter, a guess
+	// (others: 0).
 	Direct string `yaml:"direct"`
-	// ChainDemos are the composed kinds whose two-call solutions the warm-up demonstrates
-	// (the others have no demonstration: RL has to find them).
+	// ChainDemos are the composed kinds whose two-call solutions the warm-up demonstrates,
+	// entries "kind" (every problem of the kind) or "kind:share" (that share of them, beside
+	// the kind's Direct share: the two add up to at most 1); the other problems of the
+	// composed kinds have no demonstration: RL has to find them.
 	ChainDemos []string `yaml:"chain_demos"`
 }
 

@@ -45,8 +45,8 @@ var Composed = []Kind{Mul3, MulDigSum, MulPowMod}
 // AllKinds lists every kind, basic first.
 var AllKinds = append(append([]Kind{}, Basic...), Composed...)
 
-// Basic reports whether the warm-up should demonstrate kind k (it is one of Basic); a warm-up
-// that also trains on the composed kinds' demonstrations leaves RL nothing to find.
+// Basic reports whether k is one of Basic, the kinds the warm-up demonstrates with their
+// one-call solution (a composed kind gets its chain only where data.toy.chain_demos says).
 func (k Kind) Basic() bool {
 	for _, b := range Basic {
 		if k == b {
@@ -294,22 +294,38 @@ func (p Problem) DirectSegments() []Segment { return DemoSegments(nil, p.Guess) 
 // named: 0). An empty spec is no kind. It returns an error naming an unknown kind, a share
 // outside [0, 1] or a malformed pair.
 func ParseDirect(spec string) (map[Kind]float64, error) {
-	out := map[Kind]float64{}
 	if strings.TrimSpace(spec) == "" {
-		return out, nil
+		return map[Kind]float64{}, nil
 	}
-	for _, pair := range strings.Split(spec, ",") {
+	return parseShares(strings.Split(spec, ","), false)
+}
+
+// ParseChainDemos parses the warm-up's chain demonstrations, entries "kind" or "kind:share":
+// for each named kind the share of its training problems whose two-call chain the warm-up
+// demonstrates (a kind alone: all of them; kinds not named: none). It returns an error naming
+// an unknown kind, a share outside [0, 1] or a malformed entry.
+func ParseChainDemos(entries []string) (map[Kind]float64, error) {
+	return parseShares(entries, true)
+}
+
+// parseShares parses "kind:share" pairs; with bare a pair may be a kind alone (share 1).
+func parseShares(pairs []string, bare bool) (map[Kind]float64, error) {
+	out := map[Kind]float64{}
+	for _, pair := range pairs {
 		name, share, ok := strings.Cut(strings.TrimSpace(pair), ":")
-		if !ok {
+		if !ok && !bare {
 			return nil, fmt.Errorf("data: %q is not kind:share", pair)
 		}
 		kinds, err := ParseKinds([]string{strings.TrimSpace(name)})
 		if err != nil {
 			return nil, err
 		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(share), 64)
-		if err != nil || !(v >= 0 && v <= 1) {
-			return nil, fmt.Errorf("data: share %q of kind %s is not a number in [0, 1]", share, name)
+		v := 1.0
+		if ok {
+			v, err = strconv.ParseFloat(strings.TrimSpace(share), 64)
+			if err != nil || !(v >= 0 && v <= 1) {
+				return nil, fmt.Errorf("data: share %q of kind %s is not a number in [0, 1]", share, name)
+			}
 		}
 		out[kinds[0]] = v
 	}

@@ -151,6 +151,35 @@ func TestToyDemosMatchPython(t *testing.T) {
 	}
 }
 
+func TestParseChainDemos(t *testing.T) {
+	tests := []struct {
+		entries []string
+		want    map[Kind]float64
+		err     string
+	}{
+		{nil, map[Kind]float64{}, ""},
+		{[]string{"mul3"}, map[Kind]float64{Mul3: 1}, ""},
+		{[]string{"mul3:0.25", " mul_digsum : 0 "}, map[Kind]float64{Mul3: 0.25, MulDigSum: 0}, ""},
+		{[]string{"sqrt"}, nil, `"sqrt"`},
+		{[]string{"mul3:2"}, nil, `share "2" of kind mul3`},
+		{[]string{"mul3:"}, nil, `share "" of kind mul3`},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprint(tc.entries), func(t *testing.T) {
+			got, err := ParseChainDemos(tc.entries)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("ParseChainDemos(%q) = %v, %v, want %v", tc.entries, got, err, tc.want)
+			}
+		})
+	}
+}
+
 func TestParseDirect(t *testing.T) {
 	tests := []struct {
 		spec string
