@@ -20,6 +20,7 @@ import (
 	"cir/model/safetensors"
 	"cir/tokenizer"
 	"cir/train/ckpt"
+	"cir/train/data"
 )
 
 // toyConfig is a small Qwen2 with the byte vocabulary padded to 288 (as configs/toy-model.json).
@@ -171,6 +172,13 @@ func TestRoundTripGGUF(t *testing.T) {
 			dir := t.TempDir()
 			cfg, raw := mustConfig(t, c.tied, c.torch)
 			writeCheckpoint(t, filepath.Join(dir, "hf"), cfg, raw, c.dtype, 7)
+			prompt := "" // a cir model's prompt settings travel through the GGUF file verbatim
+			if c.tied {
+				prompt = `{"template": "toy", "instruction": "never"}` + "\n"
+				if err := os.WriteFile(filepath.Join(dir, "hf", data.PromptFile), []byte(prompt), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
 			res := run(t, Options{In: filepath.Join(dir, "hf"), Out: filepath.Join(dir, "m.gguf"), DType: c.q})
 			if res.Format != GGUF {
 				t.Fatalf("format %q, want gguf from the .gguf suffix", res.Format)
@@ -191,6 +199,9 @@ func TestRoundTripGGUF(t *testing.T) {
 			}
 			if _, err := os.Stat(filepath.Join(back, tokenizer.ByteMarker)); err != nil {
 				t.Errorf("the byte tokenizer did not come back: %v", err)
+			}
+			if b, err := os.ReadFile(filepath.Join(back, data.PromptFile)); string(b) != prompt || (prompt == "") != errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s came back as %q (%v), want %q", data.PromptFile, b, err, prompt)
 			}
 			for name, w := range want {
 				g := got[name]

@@ -132,9 +132,12 @@ const (
 	kPad       = "tokenizer.ggml.padding_token_id"
 	kAddBOS    = "tokenizer.ggml.add_bos_token"
 	kTemplate  = "tokenizer.chat_template"
-	archQwen2  = "qwen2"
-	quantVer   = 2
-	alignment  = 32
+	// kPrompt is cir's own key (llama.cpp ignores it): the prompt settings a cir model was
+	// trained with, its directory's promptFile verbatim.
+	kPrompt   = "cir.prompt_settings"
+	archQwen2 = "qwen2"
+	quantVer  = 2
+	alignment = 32
 )
 
 // llama.cpp's file types (LlamaFileType) for the types cir writes.

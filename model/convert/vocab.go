@@ -33,7 +33,12 @@ type vocab struct {
 	bos, eos     int
 	pad          int
 	chatTemplate string
+	prompt       string // the model directory's promptFile, verbatim ("" when it has none)
 }
+
+// promptFile is the file of a cir model directory with the prompt settings it was trained
+// with (train/data.PromptFile), carried through GGUF as kPrompt.
+const promptFile = "cir_prompt.json"
 
 // byteSpecials are the byte tokenizer's special tokens, ids 256–258 (tokenizer.Byte).
 var byteSpecials = []string{"<|endoftext|>", "<|im_start|>", "<|im_end|>"}
@@ -93,6 +98,11 @@ func hfVocab(dir string, cfg model.Config) (*vocab, error) {
 		v.eos = cfg.EOSTokenIDs[0]
 	}
 	if v.chatTemplate, err = chatTemplate(dir, tc); err != nil {
+		return nil, err
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, promptFile)); err == nil {
+		v.prompt = string(b)
+	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
 	ids := map[string]int{}
@@ -283,6 +293,9 @@ func (v *vocab) kv() []gguf.KV {
 	if v.chatTemplate != "" {
 		kv = append(kv, gguf.String(kTemplate, v.chatTemplate))
 	}
+	if v.prompt != "" {
+		kv = append(kv, gguf.String(kPrompt, v.prompt))
+	}
 	return kv
 }
 
@@ -357,6 +370,9 @@ func ggufVocab(g *gguf.File) (*vocab, error) {
 	if v.chatTemplate, _, err = g.Str(kTemplate); err != nil {
 		return nil, err
 	}
+	if v.prompt, _, err = g.Str(kPrompt); err != nil {
+		return nil, err
+	}
 	return v, nil
 }
 
@@ -415,6 +431,11 @@ func (v *vocab) writeHF(dir string, maxLen int) error {
 	}
 	if v.chatTemplate != "" {
 		tc["chat_template"] = v.chatTemplate
+	}
+	if v.prompt != "" {
+		if err := os.WriteFile(filepath.Join(dir, promptFile), []byte(v.prompt), 0o644); err != nil {
+			return err
+		}
 	}
 	if v.isByteVocab() {
 		if err := tokenizer.NewByte().Save(dir); err != nil {
