@@ -26,26 +26,33 @@ static inline float CIR_V(cir_exp)(float x) {
 	return p * u.f * (float)(1 - under);
 }
 
-// cir_exp_to sets dst[i] = scale * e^((src[i]-shift)*mul) (dst may be src) and returns the
-// sum of the exponentials, in eight float lanes per block of 256 elements, the blocks added in double.
-static double CIR_V(cir_exp_to)(float *dst, const float *src, int n, float shift, float mul, float scale) {
-	for (int i = 0; i < n; i++) {
-		dst[i] = CIR_V(cir_exp)((src[i] - shift) * mul);
-	}
+// cir_sum is the sum of x[i], in eight float lanes per block of 256 elements, the blocks added
+// in double.
+static double CIR_V(cir_sum)(const float *x, int n) {
 	double total = 0;
 	int i = 0;
 	for (; i + 256 <= n; i += 256) {
 		float acc[8] = {0};
 		for (int j = i; j < i + 256; j += 8) {
 			for (int k = 0; k < 8; k++) {
-				acc[k] += dst[j + k];
+				acc[k] += x[j + k];
 			}
 		}
 		total += ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 	}
 	for (; i < n; i++) {
-		total += dst[i];
+		total += x[i];
 	}
+	return total;
+}
+
+// cir_exp_to sets dst[i] = scale * e^((src[i]-shift)*mul) (dst may be src) and returns the
+// sum of the exponentials (cir_sum, before the scaling).
+static double CIR_V(cir_exp_to)(float *dst, const float *src, int n, float shift, float mul, float scale) {
+	for (int i = 0; i < n; i++) {
+		dst[i] = CIR_V(cir_exp)((src[i] - shift) * mul);
+	}
+	double total = CIR_V(cir_sum)(dst, n);
 	if (scale != 1.0f) {
 		for (int k = 0; k < n; k++) {
 			dst[k] *= scale;
