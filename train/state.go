@@ -81,10 +81,7 @@ const stateVersion = 3
 func (t *Trainer) Save(root string, keep int) (string, error) {
 	P := t.Model.Params.All.Len()
 	var ts []ckpt.Tensor
-	for _, x := range []struct {
-		name string
-		t    engine.Tensor
-	}{{"adam.m", t.Opt.M}, {"adam.v", t.Opt.V}, {"adam.master", t.Opt.Master}} {
+	for _, x := range t.optState() {
 		if x.t.Nil() {
 			continue
 		}
@@ -268,14 +265,11 @@ func (t *Trainer) Resume(root string) (string, error) {
 			return "", err
 		}
 	}
-	for _, x := range []struct {
-		name string
-		dst  engine.Tensor
-	}{{"adam.m", t.Opt.M}, {"adam.v", t.Opt.V}, {"adam.master", t.Opt.Master}} {
-		if x.dst.Nil() {
+	for _, x := range t.optState() {
+		if x.t.Nil() {
 			continue
 		}
-		if err := t.scatterShard(x.dst, byName[x.name], P); err != nil {
+		if err := t.scatterShard(x.t, byName[x.name], P); err != nil {
 			return "", err
 		}
 	}
@@ -378,11 +372,8 @@ func (t *Trainer) readCheckpoint(root string, byName map[string][]float32) (resu
 	if err := t.Model.LoadWeights(dir); err != nil {
 		return resumeHeader{}, err
 	}
-	for _, x := range []struct {
-		name string
-		dst  engine.Tensor
-	}{{"adam.m", t.Opt.M}, {"adam.v", t.Opt.V}, {"adam.master", t.Opt.Master}} {
-		if _, ok := byName[x.name]; !ok && !x.dst.Nil() {
+	for _, x := range t.optState() {
+		if _, ok := byName[x.name]; !ok && !x.t.Nil() {
 			return resumeHeader{}, fmt.Errorf("%s: trainer state lacks %s", dir, x.name)
 		}
 	}
@@ -404,4 +395,16 @@ func (t *Trainer) readCheckpoint(root string, byName map[string][]float32) (resu
 		}
 	}
 	return resumeHeader{Found: true, Dir: dir, State: st}, nil
+}
+
+// namedTensor is a tensor of the trainer state and its name in the checkpoint.
+type namedTensor struct {
+	name string
+	t    engine.Tensor
+}
+
+// optState is the optimizer's state as the checkpoint names it: the AdamW moments and the
+// master weights (Nil when the optimizer keeps none).
+func (t *Trainer) optState() []namedTensor {
+	return []namedTensor{{"adam.m", t.Opt.M}, {"adam.v", t.Opt.V}, {"adam.master", t.Opt.Master}}
 }
